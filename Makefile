@@ -1,0 +1,90 @@
+# ashiato — `make run` to try it, `make test` to prove it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ASHIATO_DATABASE_URL ?= sqlite:///./data/ashiato.db
+# make run is a development server: without a configured master key it creates
+# ./keys/dev-master.key (loudly). Production sets ASHIATO_MASTER_KEY_FILE instead.
+run: export ASHIATO_DEV ?= true
+
+.PHONY: run test lint format tag bench chromium postgres proxies clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: install, prepare the demo site, serve on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/ashiato migrate
+	$(BIN)/ashiato demo
+	ASHIATO_DEMO=true $(BIN)/ashiato serve --host 127.0.0.1 --port 8000
+
+## test: install everything the suite needs, then lint and run the whole suite
+test: $(STAMP) js/node_modules chromium postgres proxies
+	$(MAKE) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+js/node_modules: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+	touch js/node_modules
+
+## tag: rebuild tracker/static/t.js from js/src (commit the result)
+tag: js/node_modules
+	cd js && node build.mjs
+
+## chromium: Debian's chromium for the browser tests (Playwright's download does not work here)
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
+	fi
+
+## proxies: Caddy and nginx for the deployment tests (deploy/ is run for real on loopback)
+proxies:
+	@if ! command -v caddy >/dev/null || ! command -v nginx >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy nginx; \
+	  else echo "caddy/nginx are missing: run 'sudo apt-get install caddy nginx'" >&2; exit 1; fi; \
+	fi
+
+## postgres: a running PostgreSQL for the suite's second backend. Installed when missing
+## (as root; a cluster installed here trusts local TCP logins, as the tests log in as
+## postgres@127.0.0.1 without a password); started when down. Without it the PostgreSQL
+## tests skip, or fail when CI=true.
+postgres:
+	@if ! command -v pg_lsclusters >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql && \
+	    for hba in /etc/postgresql/*/main/pg_hba.conf; do \
+	      sed -i 's|^\(host\s\+all\s\+all\s\+127\.0\.0\.1/32\s\+\)\S\+|\1trust|' "$$hba"; \
+	    done; \
+	  else echo "PostgreSQL is missing: run 'sudo apt-get install postgresql'" >&2; exit 0; fi; \
+	fi; \
+	for v in $$(ls /etc/postgresql); do \
+	  pg_lsclusters -h | grep -q "^$$v *main .*online" \
+	    && { pg_ctlcluster --skip-systemctl-redirect $$v main reload 2>/dev/null || true; } \
+	    || pg_ctlcluster --skip-systemctl-redirect $$v main start \
+	    || echo "PostgreSQL $$v did not start" >&2; \
+	done
+
+## bench: the collector against the bare-ASGI floor (needs wrk)
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; }
+	$(BIN)/python bench/collector.py
+
+clean:
+	rm -rf $(VENV) js/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Visitors, leads, stitching decisions and how they are applied."""

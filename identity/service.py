@@ -1,0 +1,166 @@
+"""Identification applied: find or create the lead, seal its data, link the visitor.
+
+Three ways in, one rule set: the tag (a form or ``ashiato('identify')``, evidence
+``form``), a signed token rendered by the site's backend (``signed``), and the server
+API (``api``). All need the visitor's ``marketing`` consent; a site may accept only
+signed or API identification.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from identity import stitching
+from identity.tokens import verify_token
+from privacy import consent
+from privacy.crypto import InvalidCiphertext
+from privacy.personal import Person, PersonalData, link_ref, person_from_traits
+from tracker.storage import Store
+from tracker.storage.records import Event, LeadRow, LinkOutcome, LinkRequest, Site
+
+DROP_UNSIGNED = "unsigned_identify"
+DROP_NO_MARKETING = "no_marketing_consent"
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    lead: LeadRow
+    created: bool
+    outcome: LinkOutcome
+
+
+class Identity:
+    def __init__(
+        self,
+        store: Store,
+        personal: PersonalData,
+        *,
+        site_secret: Callable[[Site], Any],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.personal = personal
+        self._site_secret = site_secret  # async: Site -> bytes | None (opened secret)
+        self._now = now
+
+    async def from_browser(
+        self,
+        site: Site,
+        event: Event,
+        traits: dict[str, str],
+        token: str | None,
+        full_ip: str | None,
+    ) -> Identified | str:
+        """An identify beacon: the Identified result, or the reason it was dropped."""
+        evidence = "form"
+        if token is not None or site.settings.identify == "signed":
+            secret = await self._site_secret(site)
+            valid = (
+                token is not None
+                and secret is not None
+                and verify_token(secret, site.key, traits["email"], token, now=int(self._now()))
+            )
+            if not valid:
+                return DROP_UNSIGNED
+            evidence = "signed"
+        return await self.identify(
+            site, event.vid, traits, evidence=evidence, at=event.at, full_ip=full_ip
+        )
+
+    async def identify(
+        self,
+        site: Site,
+        vid: str,
+        traits: dict[str, str],
+        *,
+        evidence: str,
+        at: int,
+        full_ip: str | None = None,
+    ) -> Identified | str:
+        state = await self.store.consent_state(site.id, vid)
+        if not consent.allows_marketing(site.consent_mode, state):
+            return DROP_NO_MARKETING
+        person = person_from_traits(traits)
+        lead, created = await self._lead_for(person, at)
+        ip = await self.personal.seal_ip(lead, link_ref(vid, at), full_ip)
+        touch = await self._touch(vid, lead, at)
+        request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, touch)
+        outcome = await self.store.link_visitor(request, stitching.Rules())
+        return Identified(lead, created, outcome)
+
+    async def _lead_for(self, person: Person, at: int) -> tuple[LeadRow, bool]:
+        existing = await self.store.lead_by_index(self.personal.email_index(person.email))
+        if existing is None:
+            draft = await self.personal.new_lead(person, now=at)
+            lead, created = await self.store.create_lead(draft)
+            if not created:  # another collector created it first: use theirs
+                await self.personal.destroy(draft)
+            else:
+                return lead, True
+            existing = lead
+        await self._update(existing, person, at)
+        return existing, False
+
+    async def _update(self, lead: LeadRow, person: Person, at: int) -> None:
+        try:
+            current = await self.personal.read(lead)
+        except InvalidCiphertext:
+            return  # an erased lead's leftovers: never resurrect data into it
+        merged = current.merged_with({k: v for k, v in _traits(person).items() if v})
+        columns = await self.personal.changed_columns(lead, merged)
+        if columns:
+            await self.store.update_lead_fields(lead.id, columns, at)
+
+    async def _touch(self, vid: str, lead: LeadRow, at: int) -> dict[str, Any] | None:
+        """Campaign data of the visitor's first visit and of its latest session, counting
+        only the page views the link will give this lead (a shared computer's earlier
+        person's landing page is not this person's first touch)."""
+        since = await self._covered_from(vid, lead, at)
+        events = [
+            e
+            for e in await self.store.visitor_events(vid, limit=5000)
+            if e.type == "pageview" and e.at >= since
+        ]
+        if not events:
+            return None
+        latest_session = events[-1].sid
+        landing = next((e for e in events if e.sid == latest_session), events[-1])
+        return {"first": touch_of(events[0]), "last": touch_of(landing)}
+
+    async def _covered_from(self, vid: str, lead: LeadRow, at: int) -> int:
+        """From when the visitor's browsing will count for ``lead`` once linked: all of
+        it (first link), since its open link began (same person), or from now (switch)."""
+        links = await self.store.links_of_visitor(vid)
+        current = next((link for link in reversed(links) if link.ended_at is None), None)
+        current_root = await self.store.resolve_lead(current.lead_id) if current else None
+        new_root = await self.store.resolve_lead(lead.id) or lead.id
+        action = stitching.decide(current, current_root, new_root)
+        if action == stitching.FIRST:
+            return 0
+        if action == stitching.KEEP:
+            assert current is not None
+            return current.valid_from
+        return at
+
+
+def touch_of(event: Event) -> dict[str, Any]:
+    return {
+        "at": event.at,
+        "landing_page": event.url,
+        "referrer": event.referrer,
+        "utm_source": event.utm_source,
+        "utm_medium": event.utm_medium,
+        "utm_campaign": event.utm_campaign,
+    }
+
+
+def _traits(person: Person) -> dict[str, str]:
+    traits = {
+        k: v
+        for k, v in (("name", person.name), ("company", person.company), ("phone", person.phone))
+        if v
+    }
+    return {**traits, **person.fields}

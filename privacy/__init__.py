@@ -1,0 +1,1 @@
+"""Crypto, consent, retention, data-subject requests and audit."""

@@ -1,0 +1,172 @@
+"""Key operations behind ``ashiato keys``: init, rotate, retire, status.
+
+A rotation is crash-safe by construction: the new KEK is written to the key file
+(atomically) *before* any data key is re-wrapped under it, every batch is one
+transaction, and the key store's ``kek_id`` column says what is left. Run it again after
+a crash and it resumes under the same new KEK instead of making another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from privacy.crypto import (
+    InvalidCiphertext,
+    KeyConfigError,
+    Keyring,
+    KeyringSource,
+    read_key_file,
+    unwrap_key,
+    wrap_key,
+    write_key_file,
+)
+from tracker.errors import StorageError
+from tracker.storage.keystore import KeyStore, WrappedKey
+
+
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    primary: str
+    """The KEK every data key is wrapped by now."""
+    generated: bool
+    """False when an interrupted rotation was resumed under its existing new KEK."""
+    rewrapped: int
+    retirable: tuple[str, ...]
+    """Old KEKs that wrap nothing any more: `ashiato keys retire` can drop them."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    primary: str
+    keys_per_kek: Mapping[str, int]
+    """Every KEK in the key file (0 when it wraps nothing) with its data key count."""
+    missing: Mapping[str, int]
+    """KEKs that wrap data keys but are not in the key file: those keys are unreadable."""
+
+
+def init_key_file(path: str | Path) -> Keyring:
+    """Create a new key file (mode 0600); never overwrites one."""
+    keyring = Keyring.generate()
+    write_key_file(path, keyring)
+    return keyring
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+async def rotate(
+    source: KeyringSource,
+    keystore: KeyStore,
+    key_file: str | Path,
+    *,
+    batch: int = 500,
+    progress: Callable[[int, int], None] = _no_progress,
+) -> RotationReport:
+    """Re-wrap every data key under a new primary KEK (or finish an interrupted rotation)."""
+    path = _required(key_file, "rotate")
+    with _locked(path):
+        keyring = read_key_file(path)
+        counts = await keystore.count_by_kek()
+        _check_known(keyring, counts)
+        generated = all(kek_id == keyring.primary for kek_id in counts)
+        if generated:
+            keyring = keyring.with_new_primary()
+            write_key_file(path, keyring, replace=True)  # before any key depends on it
+        source.keyring = keyring
+        left = sum(n for kek_id, n in counts.items() if kek_id != keyring.primary)
+        done = await _rewrap_all(keyring, keystore, batch, left, progress)
+        counts = await keystore.count_by_kek()
+    retirable = tuple(k for k in keyring.keks if k != keyring.primary and not counts.get(k))
+    return RotationReport(keyring.primary, generated, done, retirable)
+
+
+async def _rewrap_all(
+    keyring: Keyring,
+    keystore: KeyStore,
+    batch: int,
+    total: int,
+    progress: Callable[[int, int], None],
+) -> int:
+    done = 0
+    while stale := await keystore.wrapped_by_other(keyring.primary, limit=batch):
+        pairs = [(old, _rewrapped(keyring, old)) for old in stale]
+        done += await keystore.rewrap(pairs)
+        # Keys created meanwhile by a server that has not reloaded the file yet add work.
+        total = max(total, done)
+        progress(done, total)
+    return done
+
+
+def _rewrapped(keyring: Keyring, old: WrappedKey) -> WrappedKey:
+    try:
+        dek = unwrap_key(keyring, old)
+    except InvalidCiphertext:
+        if old.kek_id not in keyring.keks:
+            raise KeyConfigError(f"KEK {old.kek_id} is not in the key file") from None
+        raise StorageError(f"data key {old.id} is corrupt; rotation stopped") from None
+    return wrap_key(keyring, dek, created_at=old.created_at)
+
+
+async def retire(
+    source: KeyringSource, keystore: KeyStore, key_file: str | Path, kek_id: str
+) -> Keyring:
+    """Drop an old KEK from the key file once it wraps no data key."""
+    path = _required(key_file, "retire")
+    with _locked(path):
+        keyring = read_key_file(path)
+        remaining = keyring.without(kek_id)  # refuses the primary and unknown ids
+        still = (await keystore.count_by_kek()).get(kek_id, 0)
+        if still:
+            raise KeyConfigError(
+                f"KEK {kek_id} still wraps {still} data key(s); "
+                "run `ashiato keys rotate` to finish re-wrapping them first"
+            )
+        write_key_file(path, remaining, replace=True)
+    source.keyring = remaining
+    return remaining
+
+
+async def status(keyring: Keyring, keystore: KeyStore) -> KeyStatus:
+    counts = await keystore.count_by_kek()
+    return KeyStatus(
+        primary=keyring.primary,
+        keys_per_kek={k: counts.get(k, 0) for k in keyring.keks},
+        missing={k: n for k, n in counts.items() if k not in keyring.keks},
+    )
+
+
+def _check_known(keyring: Keyring, counts: Mapping[str, int]) -> None:
+    missing = {k: n for k, n in counts.items() if k not in keyring.keks}
+    if missing:
+        listed = ", ".join(f"{k} ({n} keys)" for k, n in sorted(missing.items()))
+        raise KeyConfigError(f"data keys are wrapped by KEKs missing from the key file: {listed}")
+
+
+def _required(key_file: str | Path, operation: str) -> Path:
+    if not str(key_file):
+        raise KeyConfigError(
+            f"`ashiato keys {operation}` rewrites the key file: set ASHIATO_MASTER_KEY_FILE "
+            "(ASHIATO_MASTER_KEY cannot be rewritten)"
+        )
+    return Path(key_file)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    # Two rotations at once would each write their own new KEK and one would be lost,
+    # with the keys re-wrapped under it.
+    try:
+        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise KeyConfigError(f"cannot lock key file {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

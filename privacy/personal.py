@@ -1,0 +1,158 @@
+"""Personal data at rest: the only way a lead's traits or a full IP reach the store.
+
+Each lead gets its own random data key (in the key store, wrapped by the master KEK);
+every personal field is sealed under it with associated data naming its table, column
+and row, so a ciphertext copied to another row or column does not open. The email is
+also indexed by a keyed HMAC (blind index) so it can be looked up without being
+readable. Destroying the lead's data key makes every copy of its ciphertexts noise.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from privacy.crypto import (
+    DataKey,
+    DataKeys,
+    KeyringSource,
+    blind_index,
+    normalise_email,
+    open_field,
+    seal_field,
+)
+from tracker.storage.records import LeadRow
+
+CORE_FIELDS = ("name", "company", "phone")
+"""Traits with their own column; any other trait goes into the sealed ``fields`` JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A lead's decrypted traits (in memory only)."""
+
+    email: str
+    name: str | None = None
+    company: str | None = None
+    phone: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "company": self.company,
+            "phone": self.phone,
+            "fields": dict(self.fields),
+        }
+
+    def merged_with(self, traits: dict[str, str]) -> Person:
+        """New non-empty values win; the email never changes (it is the lead's identity)."""
+        extra = {k: v for k, v in traits.items() if k != "email" and k not in CORE_FIELDS}
+        return Person(
+            email=self.email,
+            name=traits.get("name") or self.name,
+            company=traits.get("company") or self.company,
+            phone=traits.get("phone") or self.phone,
+            fields={**self.fields, **extra},
+        )
+
+
+def link_ref(vid: str, at: int) -> str:
+    """The row reference a link's sealed IP is bound to (its row id is not known yet)."""
+    return f"{vid}:{at}"
+
+
+def person_from_traits(traits: dict[str, str]) -> Person:
+    return Person(email=traits["email"].strip()).merged_with(traits)
+
+
+class PersonalData:
+    def __init__(self, keys: DataKeys, source: KeyringSource) -> None:
+        self.keys = keys
+        self.source = source
+
+    def email_index(self, email: str) -> bytes:
+        return blind_index(self.source.keyring.index_key, email)
+
+    async def new_lead(self, person: Person, *, now: int) -> LeadRow:
+        """A fresh lead row, sealed under a fresh data key (created in the key store)."""
+        dk = await self.keys.create()
+        lead_id = "ld_" + secrets.token_hex(12)
+        sealed = self._seal(dk, lead_id, person)
+        return LeadRow(
+            id=lead_id,
+            email_index=self.email_index(person.email),
+            key_id=dk.id,
+            email=seal_field(dk, "leads", "email", lead_id, normalise_email(person.email)),
+            name=sealed["name"],
+            company=sealed["company"],
+            phone=sealed["phone"],
+            fields=sealed["fields"],
+            first_touch=None,
+            last_touch=None,
+            merged_into=None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def read(self, lead: LeadRow) -> Person:
+        """Decrypt; raises InvalidCiphertext if the key is destroyed or a value tampered."""
+        dk = await self.keys.get(lead.key_id)
+
+        def opened(column: str, blob: bytes | None) -> str | None:
+            return None if blob is None else open_field(dk, "leads", column, lead.id, blob)
+
+        fields = opened("fields", lead.fields)
+        return Person(
+            email=open_field(dk, "leads", "email", lead.id, lead.email),
+            name=opened("name", lead.name),
+            company=opened("company", lead.company),
+            phone=opened("phone", lead.phone),
+            fields=orjson.loads(fields) if fields else {},
+        )
+
+    async def changed_columns(self, lead: LeadRow, person: Person) -> dict[str, bytes | None]:
+        """The sealed columns that differ from what ``lead`` holds (to update)."""
+        current = await self.read(lead)
+        if current == person:
+            return {}
+        dk = await self.keys.get(lead.key_id)
+        sealed = self._seal(dk, lead.id, person)
+        return {
+            c: sealed[c]
+            for c in (*CORE_FIELDS, "fields")
+            if getattr(current, c) != getattr(person, c)
+        }
+
+    async def seal_ip(self, lead: LeadRow, link_ref: str, ip: str | None) -> bytes | None:
+        if not ip:
+            return None
+        dk = await self.keys.get(lead.key_id)
+        return seal_field(dk, "links", "ip", link_ref, ip)
+
+    async def open_ip(self, lead: LeadRow, link_ref: str, blob: bytes | None) -> str | None:
+        if blob is None:
+            return None
+        dk = await self.keys.get(lead.key_id)
+        return open_field(dk, "links", "ip", link_ref, blob)
+
+    async def destroy(self, lead: LeadRow) -> bool:
+        """Crypto-shred the lead: every copy of its ciphertexts becomes unreadable."""
+        return await self.keys.destroy(lead.key_id)
+
+    @staticmethod
+    def _seal(dk: DataKey, lead_id: str, person: Person) -> dict[str, bytes | None]:
+        def sealed(column: str, value: str | None) -> bytes | None:
+            return None if value is None else seal_field(dk, "leads", column, lead_id, value)
+
+        fields = orjson.dumps(person.fields).decode() if person.fields else None
+        return {
+            "name": sealed("name", person.name),
+            "company": sealed("company", person.company),
+            "phone": sealed("phone", person.phone),
+            "fields": sealed("fields", fields),
+        }

@@ -1,0 +1,174 @@
+"""Deployments for the tests, on each database backend.
+
+Every test that uses a database runs once per backend: ``backend`` is one session
+fixture parametrised ``sqlite`` / ``postgresql``. The deployment fixtures depend on it;
+tests (and module fixtures) that call ``make_deployment`` themselves get it too (see
+``pytest_pycollect_makeitem``), and ``make_deployment`` builds for the backend the test
+runs under. PostgreSQL deployments get two fresh databases (data, key store), dropped
+when their test module ends. When PostgreSQL is down its tests skip, or fail with CI=true.
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _pytest.runner import runtestprotocol
+
+from tests import postgres
+from tests.servers import CHROME_UA, Server, base_env, cli_json
+
+SITE_ORIGIN = "https://www.example.co.jp"
+BACKENDS = ("sqlite", "postgresql")
+_current = {"backend": "sqlite"}
+
+
+@dataclass
+class Deployment:
+    """A running server with one notice-mode site, and everything a test needs to poke it."""
+
+    server: Server
+    env: dict[str, str]
+    database_url: str
+    site_key: str
+    tmp: Path
+    created: float = field(default_factory=time.time)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite:") else "postgresql"
+
+    @property
+    def keystore_url(self) -> str:
+        return self.env["ASHIATO_KEYSTORE_URL"]
+
+    def beacon(self, **fields: Any) -> dict[str, Any]:
+        """A valid page-view beacon for this site; ``fields`` override."""
+        return {
+            "site": self.site_key,
+            "type": "pageview",
+            "vid": secrets.token_hex(16),
+            "sid": secrets.token_hex(8),
+            "url": f"{SITE_ORIGIN}/pricing",
+            "title": "Pricing",
+            "ts": 1_700_000_000_000,
+            "sent": 1_700_000_000_100,
+        } | fields
+
+    def post(self, body: Any, **headers: str) -> httpx.Response:
+        default = {"Origin": SITE_ORIGIN, "User-Agent": CHROME_UA, "Content-Type": "text/plain"}
+        content = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
+        return httpx.post(f"{self.url}/collect", content=content, headers=default | headers)
+
+
+def deployment_env(tmp: Path, backend: str | None = None, **env_extra: str) -> dict[str, str]:
+    """The environment of a new deployment on ``backend`` (default: the one the running
+    test is parametrised with). Keys (the key file; SQLite's key store) go under ``tmp``."""
+    if (backend or _current["backend"]) == "sqlite":
+        return base_env(f"sqlite:///{tmp / 'ashiato.db'}", **env_extra)
+    postgres.require()
+    return base_env(
+        postgres.create_database("ashiato_t"),
+        keys_dir=tmp / "keys",
+        keystore_url=postgres.create_database("ashiato_k"),
+        **env_extra,
+    )
+
+
+def make_deployment(tmp: Path, *, backend: str | None = None, **env_extra: str) -> Deployment:
+    env = deployment_env(tmp, backend, **env_extra)
+    site = cli_json(env, "site", "add", "shop", "--origin", SITE_ORIGIN, "--consent", "notice")
+    server = Server(env, tmp / "server.log")
+    return Deployment(server, env, env["ASHIATO_DATABASE_URL"], site["site_key"], tmp)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend the test runs against (it runs once per backend)."""
+    name = str(request.param)
+    if name == "postgresql":
+        postgres.require()
+    _current["backend"] = name
+    return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_postgres_databases() -> Iterator[None]:
+    """Drop the PostgreSQL databases the module's deployments made (after their servers,
+    module fixtures included, have stopped: autouse fixtures are set up first)."""
+    since = postgres.created()
+    yield
+    postgres.drop_created(since)
+
+
+@pytest.fixture(scope="module")
+def deployment(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """One server per test module (starting one costs about a second)."""
+    dep = make_deployment(tmp_path_factory.mktemp("deployment"), backend=backend)
+    dep.server.start()
+    yield dep
+    dep.server.stop()
+    assert "Traceback" not in dep.server.logs(), dep.server.logs()
+
+
+@pytest.fixture
+def fresh_deployment(backend: str, tmp_path: Path) -> Deployment:
+    """A deployment whose server the test starts (and may kill) itself."""
+    return make_deployment(tmp_path, backend=backend)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): inspects SQLite's files; skipped on PostgreSQL"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Tests of modules that import ``make_deployment`` (or that call it themselves) build
+    deployments without a fixture naming ``backend``: have them use it all the same."""
+    if not (inspect.isfunction(obj) and name.startswith("test")):
+        return
+    module = collector.getparent(pytest.Module)
+    module_uses = (
+        module is not None and getattr(module.obj, "make_deployment", None) is make_deployment
+    )
+    if module_uses or "make_deployment" in obj.__code__.co_names:
+        pytest.mark.usefixtures("backend")(obj)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("sqlite_only")
+    if marker is not None and _backend_of(item) == "postgresql":
+        pytest.skip(f"SQLite only: {marker.args[0]}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Where the backend changes from one test to the next, tear every fixture down, so
+    that a module fixture building a deployment without naming ``backend`` (test_api's
+    ``api``) is built again, on the next backend."""
+    if nextitem is None or None in (_backend_of(item), _backend_of(nextitem)):
+        return None
+    if _backend_of(item) == _backend_of(nextitem):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=None)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _backend_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("backend")

@@ -1,0 +1,156 @@
+"""Real processes for tests: the `ashiato` CLI and a real `ashiato serve` on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from privacy.keys import init_key_file
+from tracker.storage import Store, open_store
+from tracker.storage.records import Event
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+CHROME_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(
+    database_url: str,
+    *,
+    keys_dir: Path | None = None,
+    keystore_url: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """Environment for a deployment whose database is ``database_url``; its keys (a key
+    file and, unless ``keystore_url`` names one, a SQLite key store) go to a ``keys``
+    folder beside a SQLite database (or ``keys_dir``), created on first use."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASHIATO_")}
+    keys = keys_dir or Path(database_url.removeprefix("sqlite:///")).parent / "keys"
+    key_file = keys / "master.key"
+    if not key_file.exists():
+        init_key_file(key_file)
+    env |= {
+        "ASHIATO_DATABASE_URL": database_url,
+        "ASHIATO_ENV_FILE": "/nonexistent",
+        "ASHIATO_MASTER_KEY_FILE": str(key_file),
+        "ASHIATO_KEYSTORE_URL": keystore_url or f"sqlite:///{keys / 'keystore.db'}",
+    }
+    return env | extra
+
+
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ashiato {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(run_cli(env, *args, "--json").stdout)
+
+
+def with_store(database_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store the server uses (same URL), run ``work``, close it."""
+
+    async def run() -> T:
+        store = open_store(database_url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    # Its own thread: Playwright's sync API keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+@dataclass
+class Server:
+    """`ashiato serve` in a subprocess; its stderr (JSON logs) goes to ``log_path``."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # more `ashiato serve` options, e.g. ("--workers", "2")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Server:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tracker", "serve", "--port", str(self.port), *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited at start:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout}s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self.process = None
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def metric(base_url: str, name: str) -> float:
+    """One sample from /metrics, e.g. ``metric(url, 'x_total{reason="bot"}')``; 0 if absent."""
+    for line in httpx.get(f"{base_url}/metrics").text.splitlines():
+        if not line.startswith("#") and line.rsplit(" ", 1)[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def all_events(store: Store) -> list[Event]:
+    events: list[Event] = []
+    while page := await store.events_page(after_id=events[-1].id or 0 if events else 0):
+        events.extend(page)
+    return events

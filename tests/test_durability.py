@@ -1,0 +1,76 @@
+"""No event answered 2xx is ever lost: SIGKILL under load, SIGTERM with a full queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+import httpx
+import orjson
+
+from tests.conftest import Deployment
+from tests.load import HEADERS, load
+from tests.servers import Server, all_events, metric, with_store
+
+
+def stored_vids(dep: Deployment) -> set[str]:
+    return {e.vid for e in with_store(dep.database_url, all_events)}
+
+
+def test_sigkill_under_load_loses_no_acknowledged_event(fresh_deployment: Deployment) -> None:
+    dep = fresh_deployment
+    acked: set[str] = set()
+    for _round in range(3):
+        dep.server.start()
+        killed = threading.Event()
+
+        def kill_soon(server: Server = dep.server, killed: threading.Event = killed) -> None:
+            time.sleep(1.5)
+            assert server.process is not None
+            server.process.send_signal(signal.SIGKILL)
+            server.process.wait()
+            killed.set()
+
+        threading.Thread(target=kill_soon).start()
+        before = len(acked)
+        asyncio.run(load(dep, workers=24, stop=killed.is_set, acked=acked))
+        assert len(acked) - before > 100, "the load never got going"
+        dep.server.process = None
+    dep.server.start()  # recovery after the last kill: the WAL is replayed
+    dep.server.stop()
+    missing = acked - stored_vids(dep)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
+
+
+def test_sigterm_flushes_queued_events_before_exit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_deployment
+
+    # A long group-commit interval keeps accepted events waiting in the queue.
+    dep = make_deployment(tmp_path, ASHIATO_WRITER_INTERVAL_MS="3000", ASHIATO_WRITER_BATCH="10000")
+    dep.server.start()
+    beacons = [dep.beacon() for _ in range(40)]
+    results: list[int] = []
+
+    def send(beacon: dict) -> None:  # type: ignore[type-arg]
+        response = httpx.post(
+            f"{dep.url}/collect", content=orjson.dumps(beacon), headers=HEADERS, timeout=30
+        )
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in beacons]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while metric(dep.url, "ashiato_writer_queue_depth") < len(beacons):
+        assert time.monotonic() < deadline, "events never queued"
+        time.sleep(0.02)
+    assert with_store(dep.database_url, lambda s: s.count_events()) == 0
+    # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM.
+    assert dep.server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    for thread in threads:
+        thread.join()
+    assert results == [204] * len(beacons)
+    assert stored_vids(dep) == {b["vid"] for b in beacons}
+    assert '"flushed_events"' in dep.server.logs()

@@ -1,0 +1,134 @@
+"""Retention deletes exactly what is past its period, while ingest keeps flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from privacy.consent import Rules
+from privacy.retention import DAY_MS
+from tests.conftest import Deployment, make_deployment
+from tests.load import load
+from tests.servers import all_events
+from tracker.settings import Settings
+from tracker.storage.records import ConsentReceipt, Event
+from tracker.wiring import open_parts
+
+OLD, FRESH = 30_000, 30_000
+
+
+async def seed(dep: Deployment, now: int) -> dict[str, str]:
+    """OLD events 14 months back, FRESH ones from last week, an idle visitor with only a
+    consent receipt, and a lead last active 26 months ago."""
+    parts = await open_parts(Settings.from_env(dep.env))
+    site = (await parts.store.list_sites())[0]
+    rules = Rules({site.id: site.consent_mode})
+    old_at, fresh_at = now - 425 * DAY_MS, now - 7 * DAY_MS
+    batch: list[Event | ConsentReceipt] = []
+    for n in range(OLD + FRESH):
+        at = (old_at if n < OLD else fresh_at) + n
+        batch.append(
+            Event(
+                site_id=site.id,
+                type="pageview",
+                vid=f"{n % 500:032x}",
+                at=at,
+                url=f"https://www.example.co.jp/{n}",
+            )
+        )
+        if len(batch) == 5000:
+            await parts.store.write_batch(batch, rules)
+            batch = []
+    idle = secrets.token_hex(16)
+    await parts.store.write_batch(
+        [ConsentReceipt(secrets.token_hex(16), site.id, idle, True, False, "v1", "banner", old_at)],
+        rules,
+    )
+    sleeper = secrets.token_hex(16)
+    ancient = now - 800 * DAY_MS
+    await parts.store.write_batch(
+        [
+            Event(
+                site_id=site.id,
+                type="pageview",
+                vid=sleeper,
+                at=ancient,
+                url="https://www.example.co.jp/",
+            )
+        ],
+        rules,
+    )
+    result = await parts.identity.identify(
+        site, sleeper, {"email": "sleeper@example.jp"}, evidence="api", at=ancient
+    )
+    await parts.close()
+    return {"idle": idle, "sleeper_lead": result.lead.id}  # type: ignore[union-attr]
+
+
+def test_retention_deletes_exactly_the_expired_while_ingest_continues(tmp_path: Path) -> None:
+    # One loopback client plays many visitors here: address and site limits off.
+    dep = make_deployment(tmp_path, ASHIATO_RATE_LIMIT_IP="0", ASHIATO_RATE_LIMIT_SITE="0")
+    now = int(time.time() * 1000)
+    seeded = asyncio.run(seed(dep, now))
+    dry = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "tracker", "retention", "run", "--dry-run", "--json"],
+            env=dep.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert dry["counts"]["events"] == OLD + 1  # + the sleeper's 26-month-old page view
+    assert dry["counts"]["leads"] == 1
+
+    dep.server.start()
+    acked: set[str] = set()
+    statuses: list[int] = []
+    done = threading.Event()
+    loader = threading.Thread(
+        target=lambda: asyncio.run(
+            load(dep, workers=8, stop=done.is_set, acked=acked, statuses=statuses)
+        )
+    )
+    loader.start()
+    time.sleep(0.3)
+    run = subprocess.run(
+        [sys.executable, "-m", "tracker", "retention", "run", "--json"],
+        env=dep.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    time.sleep(0.3)
+    done.set()
+    loader.join()
+    dep.server.stop()
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)["counts"]
+    assert report["events"] == OLD + 1
+    assert report["leads"] == 1
+    assert report["visitors"] >= 1
+    assert statuses, "the load ran"
+    assert set(statuses) == {204}, "ingest answered every request during the run"
+
+    from tests.servers import with_store
+
+    left = with_store(dep.database_url, all_events)
+    urls = {e.url for e in left}
+    assert all(f"https://www.example.co.jp/{n}" in urls for n in range(OLD, OLD + FRESH))
+    assert not any(f"https://www.example.co.jp/{n}" in urls for n in range(0, OLD, 997))
+    assert acked <= {e.vid for e in left}, "every acknowledged event survived"
+    lead = with_store(dep.database_url, lambda s: s.lead(seeded["sleeper_lead"]))
+    assert lead is None
+    receipts = with_store(dep.database_url, lambda s: s.consent_receipts_of([seeded["idle"]]))
+    assert receipts  # proof outlives the visitor's 13 months...
+    state = with_store(dep.database_url, lambda s: s.consent_state(1, seeded["idle"]))
+    assert state is None  # ...but the idle visitor's state is gone

@@ -1,0 +1,205 @@
+"""Leads: list, lookup by email, detail, timeline, merge and unmerge."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from privacy import consent
+from tracker.api.auth import require
+from tracker.api.common import (
+    LEAD_ID,
+    audit_read,
+    decode_cursor,
+    encode_cursor,
+    event_view,
+    int_param,
+    json_body,
+    json_response,
+    lead_view,
+    link_view,
+    now_ms,
+    query_param,
+    root_lead,
+    services_of,
+    site_keys,
+    text_field,
+)
+from tracker.errors import BadRequest, NotFound
+from tracker.services import Services
+from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
+
+TIMELINE_LIMIT = 50_000
+
+
+async def list_leads(request: Request) -> Response:
+    """Unmerged leads changed since ``updated_since`` (ms), oldest change first."""
+    key = await require(request, "read")
+    services = services_of(request)
+    since = int_param(request, "updated_since", 0, low=0, high=2**62)
+    limit = int_param(request, "limit", 100, low=1, high=500)
+    cursor = query_param(request, "cursor")
+    after = _page_position(cursor) if cursor else None
+    rows = await services.store.leads_page(updated_since=since, after=after, limit=limit)
+    leads = []
+    for row in rows:
+        try:
+            leads.append(await lead_view(services, row))
+        except NotFound:
+            continue  # an erased lead's leftovers: not a lead any more, and not a failed page
+    next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if len(rows) == limit else None
+    await audit_read(services, key, "leads.list", "*", leads=[lead["id"] for lead in leads])
+    return json_response({"leads": leads, "next_cursor": next_cursor})
+
+
+def _page_position(cursor: str) -> tuple[int, str]:
+    """(updated_at, id) of the last lead of the previous page, checked: the store binds
+    them as SQL integers and text, and a forged cursor must be a 400, not an overflow."""
+    at, lead_id = decode_cursor(cursor, 2)
+    if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= 2**62:
+        raise BadRequest("cursor is not one this API gave out")
+    if not isinstance(lead_id, str) or not LEAD_ID.fullmatch(lead_id):
+        raise BadRequest("cursor is not one this API gave out")
+    return at, lead_id
+
+
+async def lookup(request: Request) -> Response:
+    """404 alike for an address no lead has, one that is not an address at all, and an
+    erased lead's: the answer tells nothing but "not here"."""
+    key = await require(request, "read")
+    services = services_of(request)
+    email = query_param(request, "email") or ""
+    if not email.strip() or len(email) > 254:
+        raise BadRequest("email must be 1 to 254 characters")
+    found = await services.store.lead_by_index(services.personal.email_index(email))
+    try:
+        view = await detail_view(services, await root_lead(services, found.id)) if found else None
+    except NotFound:
+        view = None
+    if view is None:
+        raise NotFound("no lead has that email")
+    await audit_read(services, key, "lead.read", view["id"], via="lookup")
+    return json_response(view)
+
+
+async def detail(request: Request) -> Response:
+    key = await require(request, "read")
+    services = services_of(request)
+    lead = await root_lead(services, request.path_params["lead_id"])
+    view = await detail_view(services, lead)
+    await audit_read(services, key, "lead.read", lead.id, via="detail")
+    return json_response(view)
+
+
+async def detail_view(services: Services, lead: LeadRow) -> dict[str, Any]:
+    view = await lead_view(services, lead)
+    family = await services.store.lead_family(lead.id)
+    links = await services.store.links_of_leads(family)
+    keys = site_keys(services)
+    visitors = [link_view(link, keys) for link in links]
+    states = []
+    for link in links:
+        site = services.sites.by_id(link.site_id)
+        state = await services.store.consent_state(link.site_id, link.vid)
+        if site is not None:
+            current = consent.effective(site.consent_mode, state)
+            states.append({"visitor": link.vid, "site": site.key,
+                           "analytics": current.analytics, "marketing": current.marketing,
+                           "gpc": current.gpc, "receipt": current.receipt_id or None})  # fmt: skip
+    return view | {
+        "visitors": visitors,
+        "merged_leads": [lead_id for lead_id in family if lead_id != lead.id],
+        "consent": states,
+    }
+
+
+async def timeline(request: Request) -> Response:
+    """Every event of every linked visitor within its link's time range, the
+    identifications, merges and consent changes, in time order."""
+    key = await require(request, "read")
+    services = services_of(request)
+    limit = int_param(request, "limit", 10_000, low=1, high=TIMELINE_LIMIT)
+    lead = await root_lead(services, request.path_params["lead_id"])
+    family = await services.store.lead_family(lead.id)
+    links = await services.store.links_of_leads(family)
+    events = await services.store.link_events(links, limit=limit)
+    keys = site_keys(services)
+    items: list[dict[str, Any]] = [event_view(e, keys) for e in events]
+    items += [{"kind": "identified", "at": link.began_at, **link_view(link, keys)}
+              for link in links]  # fmt: skip
+    items += [item for m in await services.store.merges_of(family) for item in merge_items(m)]
+    receipts = await services.store.consent_receipts_of([link.vid for link in links])
+    items += [receipt_item(r, keys) for r in receipts if _covered(r, links)]
+    items.sort(key=lambda item: (item["at"], _KIND_ORDER.get(item["kind"], 9)))
+    await audit_read(services, key, "lead.timeline", lead.id, events=len(events))
+    return json_response({"lead": lead.id, "items": items, "truncated": len(events) >= limit})
+
+
+def _covered(receipt: ConsentReceipt, links: list[Link]) -> bool:
+    """A receipt belongs to this person's timeline only within a link's time range (on a
+    shared browser, the earlier person's consent decisions are theirs)."""
+    return any(
+        k.vid == receipt.vid and k.valid_from <= receipt.at < (k.ended_at or 2**62) for k in links
+    )
+
+
+_KIND_ORDER = {"consent": 0, "event": 1, "identified": 2, "merge": 3, "unmerge": 4}
+
+
+def merge_items(merge: Merge) -> list[dict[str, Any]]:
+    base = {"merge": merge.id, "into": merge.into_lead, "from": merge.from_lead}
+    items = [{"kind": "merge", "at": merge.at, **base, "by": merge.actor, "reason": merge.reason}]
+    if merge.undone_at is not None:
+        items.append({"kind": "unmerge", "at": merge.undone_at, **base, "by": merge.undone_by,
+                      "reason": merge.undo_reason})  # fmt: skip
+    return items
+
+
+def receipt_item(receipt: ConsentReceipt, keys: dict[int, str]) -> dict[str, Any]:
+    return {"kind": "consent", "at": receipt.at, "consent_id": receipt.id,
+            "visitor": receipt.vid, "site": keys.get(receipt.site_id),
+            "analytics": receipt.analytics, "marketing": receipt.marketing,
+            "policy_version": receipt.policy_version, "source": receipt.source}  # fmt: skip
+
+
+async def merge(request: Request) -> Response:
+    """Merge ``other`` into this lead: recorded (who, when, why) and reversible."""
+    key = await require(request, "admin")
+    services = services_of(request)
+    data = await json_body(request)
+    into = await root_lead(services, request.path_params["lead_id"])
+    other_id = text_field(data, "other", limit=64)
+    reason = text_field(data, "reason", limit=500)
+    if not LEAD_ID.fullmatch(other_id) or await services.store.lead(other_id) is None:
+        raise NotFound("lead not found")
+    record = Merge("mg_" + secrets.token_hex(12), into.id, other_id, key.id, reason, now_ms())
+    await services.store.merge_leads(record)
+    await audit_read(services, key, "lead.merge", record.id, into=into.id, merged=other_id)
+    return json_response(merge_view(record), 201)
+
+
+async def unmerge(request: Request) -> Response:
+    """Undo the open merge of ``other`` into this lead, exactly."""
+    key = await require(request, "admin")
+    services = services_of(request)
+    data = await json_body(request)
+    reason = text_field(data, "reason", limit=500)
+    found = await services.store.open_merge(request.path_params["lead_id"],
+                                            text_field(data, "other", limit=64))  # fmt: skip
+    if found is None:
+        raise NotFound("merge not found")
+    record = await services.store.unmerge_leads(found.id, actor=key.id, reason=reason,
+                                                at=now_ms())  # fmt: skip
+    await audit_read(services, key, "lead.unmerge", record.id, into=record.into_lead,
+                     unmerged=record.from_lead)  # fmt: skip
+    return json_response(merge_view(record))
+
+
+def merge_view(record: Merge) -> dict[str, Any]:
+    return {"id": record.id, "into": record.into_lead, "from": record.from_lead,
+            "by": record.actor, "reason": record.reason, "at": record.at,
+            "undone_at": record.undone_at, "undone_by": record.undone_by,
+            "undo_reason": record.undo_reason}  # fmt: skip

@@ -1,0 +1,77 @@
+"""Data-subject requests over the API (privacy scope): export, erase, request status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from privacy import export
+from privacy.dsr import Subject
+from tracker.api.auth import require
+from tracker.api.common import json_body, json_response, services_of
+from tracker.errors import BadRequest, NotFound
+from tracker.services import Services
+from tracker.storage.records import PrivacyRequest
+
+
+async def _subject(services: Services, data: dict[str, Any]) -> Subject:
+    named = {k: data[k] for k in ("email", "lead", "visitor") if data.get(k) is not None}
+    if len(named) != 1 or not all(isinstance(v, str) and 0 < len(v) <= 254 for v in named.values()):
+        raise BadRequest("name exactly one of email, lead or visitor (a string)")
+    return await services.requests.find(**named)
+
+
+def request_view(req: PrivacyRequest) -> dict[str, Any]:
+    return {
+        "id": req.id,
+        "kind": req.kind,
+        "status": req.status,
+        "subject": req.subject,
+        "received_at": req.received_at,
+        "due_at": req.due_at,
+        "completed_at": req.completed_at,
+        "detail": req.detail,
+    }
+
+
+async def export_request(request: Request) -> Response:
+    """Everything held about the person, decrypted: JSON (default) or CSV."""
+    key = await require(request, "privacy")
+    services = services_of(request)
+    data = await json_body(request)
+    fmt = data.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv")
+    subject = await _subject(services, data)
+    req, bundle = await services.requests.export(subject, actor=f"apikey:{key.id}")
+    media = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
+    return Response(
+        export.render(bundle, fmt), media_type=media, headers={"Ashiato-Request": req.id}
+    )
+
+
+async def erase_request(request: Request) -> Response:
+    """Erase the person everywhere (rows, keys, exports, WAL); answer with the counts."""
+    key = await require(request, "privacy")
+    services = services_of(request)
+    subject = await _subject(services, await json_body(request))
+    req, _ = await services.requests.erase(subject, actor=f"apikey:{key.id}")
+    done = await services.store.request(req.id)
+    assert done is not None
+    return json_response(request_view(done))
+
+
+async def request_status(request: Request) -> Response:
+    await require(request, "privacy")
+    req = await services_of(request).store.request(request.path_params["request_id"])
+    if req is None:
+        raise NotFound("request not found")
+    return json_response(request_view(req))
+
+
+async def request_list(request: Request) -> Response:
+    await require(request, "privacy")
+    reqs = await services_of(request).store.requests(limit=500)
+    return json_response({"requests": [request_view(r) for r in reqs]})

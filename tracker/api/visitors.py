@@ -1,0 +1,54 @@
+"""Visitors: an anonymous visitor's history, links and consent."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from privacy import consent
+from tracker.api.auth import require
+from tracker.api.common import (
+    VISITOR_ID,
+    audit_read,
+    event_view,
+    int_param,
+    json_response,
+    link_view,
+    services_of,
+    site_keys,
+)
+from tracker.api.leads import receipt_item
+from tracker.errors import NotFound
+
+
+async def visitor(request: Request) -> Response:
+    key = await require(request, "read")
+    services = services_of(request)
+    vid = request.path_params["vid"]
+    if not VISITOR_ID.fullmatch(vid):
+        raise NotFound("visitor not found")
+    limit = int_param(request, "limit", 1000, low=1, high=10_000)
+    events = await services.store.visitor_events(vid, limit=limit)
+    links = await services.store.links_of_visitor(vid)
+    receipts = await services.store.consent_receipts_of([vid])
+    if not (events or links or receipts):
+        raise NotFound("visitor not found")
+    await audit_read(services, key, "visitor.read", vid, events=len(events))
+    keys = site_keys(services)
+    states = []
+    for site_id in sorted({e.site_id for e in events} | {r.site_id for r in receipts}):
+        site = services.sites.by_id(site_id)
+        if site is not None:
+            state = consent.effective(site.consent_mode,
+                                      await services.store.consent_state(site_id, vid))  # fmt: skip
+            states.append({"site": site.key, "analytics": state.analytics,
+                           "marketing": state.marketing, "gpc": state.gpc})  # fmt: skip
+    return json_response(
+        {
+            "visitor": vid,
+            "events": [event_view(e, keys) for e in events],
+            "links": [link_view(link, keys) for link in links],
+            "consent": states,
+            "consent_receipts": [receipt_item(r, keys) for r in receipts],
+        }
+    )

@@ -1,0 +1,173 @@
+"""``create_app(settings)``: the ASGI application and the lifespan that owns its parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.datastructures import State
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from privacy import consent
+from tracker import collect, logs, routes, useragent
+from tracker.accesslog import AccessLog
+from tracker.assets import Asset
+from tracker.errors import HTTPError
+from tracker.metrics import Metrics
+from tracker.services import Limits, Services
+from tracker.settings import Settings
+from tracker.sites import SiteDirectory
+from tracker.storage.records import WriteItem, WriteResult
+from tracker.webhooks import Deliverer
+from tracker.wiring import open_parts
+from tracker.writer import Writer
+
+log = logging.getLogger("ashiato.app")
+
+
+class Collector:
+    """The outermost ASGI app: ``POST /collect`` straight to its handler, the rest to
+    Starlette (see ``tracker.collect`` for why the hot path skips the router)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    @property
+    def state(self) -> State:
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            logs.new_request_id()  # every log line of this request carries it
+        if scope["type"] == "http" and scope["path"] == "/collect" and scope["method"] == "POST":
+            await collect.collect_asgi(scope, receive, send, self.app.state.services)
+        else:
+            await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await start(settings)
+        app.state.services = services
+        log.info("collector ready", extra={"database": _backend(settings)})
+        try:
+            yield
+        finally:
+            await stop(services)
+
+    app = Starlette(
+        routes=routes.routes(with_demo=settings.demo),
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPError: _http_error,
+            HTTPException: _starlette_error,
+            Exception: _unexpected,
+        },
+    )
+    app.router.redirect_slashes = False  # an odd path is a 404, not a redirect
+    collector = Collector(app)
+    return collector if not settings.access_log else AccessLog(collector)
+
+
+async def start(settings: Settings) -> Services:
+    parts = await open_parts(settings)
+    metrics = Metrics()
+    sites = SiteDirectory(parts.store, ttl=settings.site_cache_seconds)
+    await sites.refresh()
+    store = parts.store
+
+    async def write_batch(items: Sequence[WriteItem]) -> WriteResult:
+        return await store.write_batch(items, consent.Rules(sites.modes))
+
+    writer = Writer(
+        write_batch,
+        metrics=metrics,
+        batch_max=settings.batch_max_events,
+        interval=settings.batch_interval_ms / 1000,
+        queue_max=settings.queue_max_events,
+    )
+    writer.start()
+    tag = Asset.load("t.js", "application/javascript; charset=utf-8")
+    useragent.warm_up()
+    webhooks = Deliverer(parts.store, parts.vault, parts.personal,
+                         retry_base=settings.webhook_retry_seconds)  # fmt: skip
+    webhooks.start()
+    reapplied = await parts.requests.reapply()
+    if reapplied:
+        log.warning("erasure ledger re-applied", extra={"entries": reapplied})
+    limits = Limits.from_settings(settings)
+    services = Services(settings, parts, sites, writer, metrics, tag, webhooks, limits)
+    services.background = [
+        asyncio.create_task(retention_job(services), name="ashiato-retention"),
+    ]
+    return services  # fmt: skip
+
+
+async def stop(services: Services) -> None:
+    """Flush every accepted event before the process goes away (SIGTERM lands here)."""
+    waiting = services.writer.waiting
+    for task in services.background:
+        task.cancel()
+    await services.writer.close()
+    await services.webhooks.close()
+    await services.parts.close()
+    log.info("collector stopped", extra={"flushed_events": waiting})
+
+
+async def retention_job(services: Services) -> None:
+    """Run retention every ASHIATO_RETENTION_INTERVAL_SECONDS (0: never), first after one
+    interval, so a restart does not start with a burst of deletes."""
+    interval = services.settings.retention_interval_seconds
+    if interval <= 0:
+        return
+    metrics = services.metrics
+    while True:
+        await asyncio.sleep(interval)
+        metrics.retention_running = 1
+        try:
+            report = await services.retention.run()
+        except Exception:
+            log.exception("retention run failed")
+        else:
+            metrics.retention_runs += 1
+            metrics.retention_deleted.update(report.counts)
+            log.info("retention run", extra={"counts": report.counts, "seconds": report.seconds})
+        finally:
+            metrics.retention_running = 0
+
+
+def _backend(settings: Settings) -> str:
+    return settings.database_url.split(":", 1)[0]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    headers = dict(exc.headers)
+    if request.url.path == "/collect":
+        headers |= collect.cors_headers(request.app.state.services, request.headers.get("origin"))
+    request.app.state.services.metrics.responses[exc.status] += 1
+    return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return JSONResponse({"error": "internal error"}, 500)
+
+
+def app_from_env() -> ASGIApp:
+    """Factory for ``uvicorn --factory`` and for worker processes: settings from env."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,237 @@
+"""The beacon: parse and validate what a client sends to ``/collect`` or ``/p.gif``.
+
+Anything malformed raises ``BadRequest`` (400) or ``PayloadTooLarge`` (413) with a
+message that names the field and the rule, never the value (it may be personal data).
+Limits are per body, per batch, per event and per field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tracker.errors import BadRequest, PayloadTooLarge
+
+MAX_URL = 4096
+MAX_TITLE = 512
+MAX_NAME = 128
+MAX_PROPS = 32
+MAX_PROP_KEY = 64
+MAX_PROP_VALUE = 1024
+MAX_TRAITS = 32
+MAX_TRAIT_VALUE = 1000
+MAX_EMAIL = 254
+MAX_TIMESTAMP = 2**53
+
+COLLECT_TYPES = frozenset({"pageview", "event", "identify", "consent", "forget"})
+PIXEL_TYPES = frozenset({"pageview", "event"})
+
+_SITE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VID = re.compile(r"[0-9a-f]{32}")
+_SID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(slots=True)
+class Beacon:
+    site: str
+    type: str
+    vid: str
+    sid: str | None = None
+    url: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    ts: int | None = None
+    sent: int | None = None
+    name: str | None = None
+    props: dict[str, Any] | None = None
+    consent: tuple[bool | None, bool | None] | None = None
+    """(analytics, marketing) for type=consent; None: not stated."""
+    cid: str | None = None
+    """The consent id the tag chose (replays of it are ignored)."""
+    policy: str | None = None
+    traits: dict[str, str] | None = None
+    """For type=identify: personal data; it never reaches the events table."""
+    token: str | None = None
+    form: str | None = None
+    gpc: bool = False
+
+
+def is_visitor_id(value: str) -> bool:
+    return _VID.fullmatch(value) is not None
+
+
+def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:
+    """Decode a ``/collect`` body into a list of raw event objects."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON (UTF-8, no lone surrogates)") from None
+    if not isinstance(data, dict):
+        raise BadRequest('body must be a JSON object or {"events": [...]}')
+    if "events" not in data:
+        return [data]
+    events = data["events"]
+    if not isinstance(events, list) or not events:
+        raise BadRequest("events must be a non-empty array")
+    if len(events) > max_events:
+        raise PayloadTooLarge(f"a batch holds at most {max_events} events")
+    return events
+
+
+def validate(raw: Any, *, index: int = 0, types: frozenset[str] = COLLECT_TYPES) -> Beacon:
+    """Check one raw event against the schema and return it typed."""
+    where = f"events[{index}]"
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be an object")
+    get = raw.get
+    type_ = _text(get("type"), f"{where}.type", 16, required=True)
+    if type_ not in types:
+        raise BadRequest(f"{where}.type must be one of: {', '.join(sorted(types))}")
+    beacon = Beacon(
+        site=_match(get("site"), _SITE_KEY, f"{where}.site", required=True),
+        type=type_,
+        vid=_match(get("vid"), _VID, f"{where}.vid (32 lowercase hex)", required=True),
+        sid=_match(get("sid"), _SID, f"{where}.sid"),
+        url=_url(get("url"), f"{where}.url", web=True),
+        referrer=_url(get("referrer"), f"{where}.referrer"),
+        title=_text(get("title"), f"{where}.title", MAX_TITLE, truncate=True),
+        ts=_timestamp(get("ts"), f"{where}.ts"),
+        sent=_timestamp(get("sent"), f"{where}.sent"),
+        name=_text(get("name"), f"{where}.name", MAX_NAME),
+        props=_props(get("props"), f"{where}.props"),
+        consent=_consent(get("consent"), f"{where}.consent"),
+        cid=_match(get("cid"), _VID, f"{where}.cid (32 lowercase hex)"),
+        policy=_text(get("policy"), f"{where}.policy", 64),
+        traits=_traits(get("traits"), f"{where}.traits"),
+        token=_text(get("token"), f"{where}.token", 512),
+        form=_text(get("form"), f"{where}.form", MAX_NAME),
+        gpc=_flag(get("gpc"), f"{where}.gpc"),
+    )
+    _require(beacon, where)
+    return beacon
+
+
+def _require(beacon: Beacon, where: str) -> None:
+    required = {"event": "name", "pageview": "url", "consent": "consent", "identify": "traits"}
+    field = required.get(beacon.type)
+    if field and not getattr(beacon, field):
+        raise BadRequest(f"{where}.{field} is required for type={beacon.type}")
+    if beacon.type == "identify" and beacon.traits is not None and "email" not in beacon.traits:
+        raise BadRequest(f"{where}.traits.email is required for type=identify")
+
+
+def _text(
+    value: Any, field: str, limit: int, *, required: bool = False, truncate: bool = False
+) -> Any:
+    if value is None:
+        if required:
+            raise BadRequest(f"{field} is required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    if len(value) > limit:
+        if not truncate:
+            raise BadRequest(f"{field} is longer than {limit} characters")
+        value = value[:limit]
+    if _CONTROL.search(value):
+        raise BadRequest(f"{field} contains control characters")
+    return value
+
+
+def _match(value: Any, pattern: re.Pattern[str], field: str, *, required: bool = False) -> Any:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise BadRequest(f"{field} is missing or malformed")
+    return value
+
+
+def _url(value: Any, field: str, *, web: bool = False) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    if web and not value.startswith(("http://", "https://")):
+        raise BadRequest(f"{field} must be an http(s) URL")
+    if len(value) > MAX_URL:
+        raise BadRequest(f"{field} is longer than {MAX_URL} characters")
+    if _URL_FORBIDDEN.search(value):
+        raise BadRequest(f"{field} contains spaces or control characters")
+    return value
+
+
+def _timestamp(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"{field} must be milliseconds since the epoch")
+    if not 0 <= value < MAX_TIMESTAMP:
+        raise BadRequest(f"{field} is out of range")
+    return int(value)
+
+
+def _flag(value: Any, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"{field} must be true or false")
+    return value
+
+
+def _consent(value: Any, field: str) -> tuple[bool | None, bool | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object")
+    analytics, marketing = value.get("analytics"), value.get("marketing")
+    for name, item in (("analytics", analytics), ("marketing", marketing)):
+        if item is not None and not isinstance(item, bool):
+            raise BadRequest(f"{field}.{name} must be true or false")
+    if analytics is None and marketing is None:
+        raise BadRequest(f"{field} must state analytics or marketing")
+    return analytics, marketing
+
+
+def _traits(value: Any, field: str) -> dict[str, str] | None:
+    """Personal data: checked for shape only; error messages never echo it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object")
+    if len(value) > MAX_TRAITS:
+        raise BadRequest(f"{field} holds more than {MAX_TRAITS} keys")
+    traits: dict[str, str] = {}
+    for key, item in value.items():
+        _text(key, f"{field} key", MAX_PROP_KEY)
+        if item is None or item == "":
+            continue
+        if not isinstance(item, str):
+            raise BadRequest(f"{field} values must be strings")
+        traits[key] = _text(item, f"{field} value", MAX_TRAIT_VALUE)
+    email = traits.get("email")
+    if email is not None and (len(email) > MAX_EMAIL or "@" not in email.replace("＠", "@")):
+        raise BadRequest(f"{field}.email is not an email address")
+    return traits
+
+
+def _props(value: Any, field: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be an object")
+    if len(value) > MAX_PROPS:
+        raise BadRequest(f"{field} holds more than {MAX_PROPS} keys")
+    for key, item in value.items():
+        _text(key, f"{field} key", MAX_PROP_KEY)
+        if isinstance(item, str):
+            _text(item, f"{field}.{key}", MAX_PROP_VALUE)
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise BadRequest(f"{field} values must be strings, numbers, booleans or null")
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) >= MAX_TIMESTAMP:
+            raise BadRequest(f"{field} numbers must fit in 53 bits")
+    return value

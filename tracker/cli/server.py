@@ -1,0 +1,113 @@
+"""``ashiato serve``, ``migrate`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts
+from tracker.cli.sites import site_json, snippet
+from tracker.errors import ConfigError
+from tracker.http import BoundedHttpToolsProtocol
+from tracker.settings import Settings
+from tracker.sites import create_site
+from tracker.storage.records import Site
+from tracker.wiring import Parts
+
+
+def register(commands: Subparsers) -> None:
+    serve = commands.add_parser("serve", help="run the collector and API server")
+    serve.add_argument("--host", help="address to bind (default: ASHIATO_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: ASHIATO_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="server processes (default: 1)")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    json_flag(migrate)
+    migrate.set_defaults(run=cmd_migrate)
+
+    demo = commands.add_parser("demo", help="create the demo site if missing; print the snippet")
+    demo.add_argument(
+        "--origin",
+        action="append",
+        help="origin(s) of the demo page (default: http://127.0.0.1:8000 and "
+        "http://localhost:8000)",
+    )
+    json_flag(demo)
+    demo.set_defaults(run=cmd_demo)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from tracker import logs
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    if not 0 < port < 65536 or workers < 1:
+        raise ConfigError("--port must be 1-65535 and --workers at least 1")
+    logs.configure(settings.log_level)
+
+    async def check(parts: Parts) -> None:  # fail here, clearly, not inside a worker
+        await parts.store.ping()
+        await parts.keystore.ping()
+
+    with_parts(settings, check)
+    uvicorn.run(
+        "tracker.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=BoundedHttpToolsProtocol,
+        loop="uvloop",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_config=logs.uvicorn_log_config(),
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,  # X-Forwarded-For is ours to judge (ASHIATO_TRUSTED_PROXIES)
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(parts: Parts) -> dict[str, Any]:
+        return {
+            "schema_version": await parts.store.schema_version(),
+            "keystore_version": await parts.keystore.schema_version(),
+        }
+
+    result = with_parts(settings, work)
+    emit(args, result, f"database is at schema version {result['schema_version']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from tracker.demo import DEMO_SITE
+
+    async def work(parts: Parts) -> Site:
+        for site in await parts.store.list_sites():
+            if site.name == DEMO_SITE:
+                return site
+        origins = args.origin or ["http://127.0.0.1:8000", "http://localhost:8000"]
+        site, _ = await create_site(
+            parts.store, parts.vault, DEMO_SITE, origins, "notice", now=now_ms()
+        )
+        return site
+
+    site = with_parts(settings, work)
+    base = site.origins[0]
+    data = site_json(site) | {
+        "snippet": snippet(site, f"{base}/t.js"),
+        "demo_page": f"{base}/demo/",
+    }
+    emit(
+        args,
+        data,
+        f"demo site key: {site.key}\n\nThe snippet:\n{data['snippet']}\n\n"
+        f"Open {data['demo_page']} in your browser to see it work.",
+    )
+    return 0

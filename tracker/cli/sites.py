@@ -1,0 +1,124 @@
+"""``ashiato site add`` / ``site list``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts, with_store
+from tracker.settings import Settings
+from tracker.sites import create_site
+from tracker.storage.records import CONSENT_MODES, IDENTIFY_POLICIES, Site
+from tracker.wiring import Parts
+
+
+def register(commands: Subparsers) -> None:
+    site = commands.add_parser("site", help="manage tracked sites")
+    site_commands = site.add_subparsers(title="site commands", metavar="COMMAND")
+    add = site_commands.add_parser("add", help="register a site; prints its key and snippet")
+    add.add_argument("name")
+    add.add_argument(
+        "--origin",
+        action="append",
+        required=True,
+        help="an origin the tag runs on, e.g. https://www.example.co.jp (repeat)",
+    )
+    add.add_argument(
+        "--consent",
+        choices=CONSENT_MODES,
+        default="opt-in",
+        help="opt-in: nothing until consent (EU, default); notice: Japan-style",
+    )
+    add.add_argument(
+        "--identify",
+        choices=IDENTIFY_POLICIES,
+        default="any",
+        help="any: forms and identify() count; signed: only signed tokens and "
+        "the server API identify visitors",
+    )
+    add.add_argument(
+        "--forms",
+        choices=("marked", "all"),
+        default="marked",
+        help="capture forms marked data-ashiato (default) or every form",
+    )
+    add.add_argument(
+        "--cookie-domain",
+        default="",
+        help="let the collector set the visitor cookie for this domain when it answers on a "
+        "sibling host (t.example.co.jp for www.example.co.jp)",
+    )
+    add.add_argument(
+        "--policy-version",
+        default="unspecified",
+        help="privacy-notice version receipts refer to by default",
+    )
+    json_flag(add)
+    add.set_defaults(run=cmd_site_add)
+    listing = site_commands.add_parser("list", help="list sites")
+    json_flag(listing)
+    listing.set_defaults(run=cmd_site_list)
+
+
+def site_json(site: Site) -> dict[str, Any]:
+    return {
+        "id": site.id,
+        "name": site.name,
+        "site_key": site.key,
+        "origins": list(site.origins),
+        "consent": site.consent_mode,
+        "identify": site.settings.identify,
+        "forms": site.settings.forms,
+        "policy_version": site.settings.policy_version,
+        "cookie_domain": site.settings.cookie_domain or None,
+    }
+
+
+def snippet(site: Site, tag_url: str) -> str:
+    """The two script tags; the attributes tell the tag the site's consent and form mode."""
+    extra = ' data-consent="notice"' if site.consent_mode == "notice" else ""
+    if site.settings.forms == "all":
+        extra += ' data-forms="all"'
+    return (
+        "<script>window.ashiato=window.ashiato||function(){(ashiato.q=ashiato.q||[])"
+        ".push(arguments)}</script>\n"
+        f'<script async src="{tag_url}" data-site="{site.key}"{extra}></script>'
+    )
+
+
+def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(parts: Parts) -> tuple[Site, bytes]:
+        return await create_site(
+            parts.store,
+            parts.vault,
+            args.name,
+            args.origin,
+            args.consent,
+            now=now_ms(),
+            identify=args.identify,
+            forms=args.forms,
+            policy_version=args.policy_version,
+            cookie_domain=args.cookie_domain,
+        )
+
+    site, secret = with_parts(settings, work)
+    data = site_json(site) | {
+        "snippet": snippet(site, settings.tag_url),
+        "identify_secret": secret.hex(),
+    }
+    emit(
+        args,
+        data,
+        f"site {site.name!r} created\nsite key: {site.key}\n\n"
+        f"Paste into every page (tag URL: where ashiato answers):\n{data['snippet']}\n\n"
+        f"Identify secret (for signed identification; shown only now):\n"
+        f"{data['identify_secret']}",
+    )
+    return 0
+
+
+def cmd_site_list(args: argparse.Namespace, settings: Settings) -> int:
+    sites: list[Site] = with_store(settings, lambda store: store.list_sites())
+    rows = [f"{s.key}  {s.name}  {s.consent_mode}  {' '.join(s.origins)}" for s in sites]
+    emit(args, {"sites": [site_json(s) for s in sites]}, "\n".join(rows) or "no sites yet")
+    return 0

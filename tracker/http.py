@@ -1,0 +1,109 @@
+"""uvicorn's httptools protocol, with the limits httptools itself does not have.
+
+httptools (llhttp) accepts a request head of any size and uvicorn waits forever for a
+client that stops half-way, so a public endpoint needs:
+
+* a bound on the request head: at most ``MAX_HEAD_BYTES`` of request line and headers
+  and ``MAX_HEADERS`` headers, else 431 and the connection is closed — memory per
+  connection stays bounded whatever a client streams;
+* deadlines: the head must arrive within ``HEAD_TIMEOUT`` seconds of the connection (or
+  of the previous response), the body within ``BODY_TIMEOUT`` of the head, else the
+  connection is closed — a slowloris cannot hold connections (file descriptors) open.
+
+Served by passing this class as ``uvicorn.run(http=...)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEAD_BYTES = 16 * 1024
+MAX_HEADERS = 100
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+
+_431_BODY = b'{"error":"request headers are too large"}'
+_431 = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_431_BODY), _431_BODY)
+)
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    _head_bytes = 0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm(HEAD_TIMEOUT)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own method, with one more outcome: a head over the limits gets 431.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self.transport.write(_431)
+                self.transport.close()
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade:
+            self._unsupported_upgrade_warning()
+            self.send_400_response("Upgrades are not supported.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._arm(HEAD_TIMEOUT)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        if len(self.headers) >= MAX_HEADERS:
+            raise HeadTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._arm(BODY_TIMEOUT)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()

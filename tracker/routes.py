@@ -1,0 +1,67 @@
+"""The whole HTTP surface on one screen."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tracker import api, collect, demo
+from tracker.errors import StorageError
+from tracker.services import Services
+
+
+async def tag(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return services.tag.response(request)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    checks = {"database": "ok", "keystore": "ok", "keys": "loaded"}
+    for name, part in (("database", services.store), ("keystore", services.keystore)):
+        try:
+            await part.ping()
+        except StorageError:
+            checks[name] = "unreachable"
+    ready = all(v in ("ok", "loaded") for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
+                        200 if ready else 503)  # fmt: skip
+
+
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return PlainTextResponse(
+        services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+async def demo_page(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return HTMLResponse(await demo.render(services, request))
+
+
+async def demo_me(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return HTMLResponse(await demo.me(services, request), headers={"Cache-Control": "no-store"})
+
+
+def routes(*, with_demo: bool) -> list[BaseRoute]:
+    table: list[BaseRoute] = [
+        # POST /collect never reaches the router: tracker.app.Collector answers it.
+        Route("/collect", collect.preflight, methods=["OPTIONS"]),
+        Route("/p.gif", collect.pixel, methods=["GET"]),
+        Route("/t.js", tag, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    table += api.routes()
+    if with_demo:
+        table.append(Route("/demo/", demo_page, methods=["GET"]))
+        table.append(Route("/demo/me", demo_me, methods=["GET", "POST"]))
+    return table

@@ -1,0 +1,163 @@
+"""Sites: creating them, and the in-memory directory the collector looks keys up in.
+
+The directory is a snapshot of the ``sites`` table refreshed every few seconds, so the
+hot path never queries the database for a site. An unknown key triggers an early
+refresh at most once a second, so a site added with the CLI works at once without
+letting a flood of bogus keys hammer the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from privacy.vault import Vault
+from tracker.errors import BadRequest, StorageError
+from tracker.storage import Store
+from tracker.storage.records import (
+    CONSENT_MODES,
+    IDENTIFY_POLICIES,
+    ConsentMode,
+    Site,
+    SiteSettings,
+)
+
+_FORCED_REFRESH_GAP = 1.0
+
+
+def normalise_origin(origin: str) -> str:
+    """``https://WWW.Example.co.jp/`` -> ``https://www.example.co.jp``; errors say why."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        raise BadRequest(f"not an origin: {origin!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"origin must be http(s)://host[:port], got {origin!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise BadRequest(f"origin must not have a path, query or user: {origin!r}")
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+async def create_site(
+    store: Store,
+    vault: Vault,
+    name: str,
+    origins: Sequence[str],
+    consent_mode: str,
+    *,
+    now: int,
+    identify: str = "any",
+    forms: str = "marked",
+    policy_version: str = "unspecified",
+    cookie_domain: str = "",
+) -> tuple[Site, bytes]:
+    """A new site and its identify secret (returned once; stored only sealed)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise BadRequest("site name must be 1 to 100 characters")
+    if consent_mode not in CONSENT_MODES:
+        raise BadRequest(f"consent mode must be one of {', '.join(CONSENT_MODES)}")
+    if identify not in IDENTIFY_POLICIES or forms not in ("marked", "all"):
+        raise BadRequest("identify must be any or signed; forms must be marked or all")
+    if not origins:
+        raise BadRequest("a site needs at least one --origin")
+    if not policy_version or len(policy_version) > 64:
+        raise BadRequest("policy version must be 1 to 64 characters")
+    clean = tuple(dict.fromkeys(normalise_origin(o) for o in origins))
+    cookie_domain = check_cookie_domain(cookie_domain, clean)
+    mode: ConsentMode = "opt-in" if consent_mode == "opt-in" else "notice"
+    settings = SiteSettings(
+        identify=identify, forms=forms, policy_version=policy_version, cookie_domain=cookie_domain
+    )
+    site = await store.add_site(
+        key=secrets.token_urlsafe(12),
+        name=name,
+        origins=clean,
+        consent_mode=mode,
+        now=now,
+        settings=settings,
+    )
+    secret = secrets.token_bytes(32)
+    site = dataclasses.replace(
+        site, secret=await vault.seal("sites", "secret", str(site.id), secret)
+    )
+    await store.update_site(site)
+    return site, secret
+
+
+def check_cookie_domain(domain: str, origins: Sequence[str]) -> str:
+    """A domain every origin's host lies within, at least two labels (never a bare TLD)."""
+    domain = domain.strip().lower().removeprefix(".")
+    if not domain:
+        return ""
+    hosts = [urlsplit(o).hostname or "" for o in origins]
+    if "." not in domain or not all(h == domain or h.endswith("." + domain) for h in hosts):
+        raise BadRequest("cookie domain must contain every origin's host, e.g. example.co.jp")
+    return domain
+
+
+class SiteDirectory:
+    def __init__(
+        self, store: Store, *, ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._by_key: dict[str, Site] = {}
+        self._origins: frozenset[str] = frozenset()
+        self._modes: dict[int, ConsentMode] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @property
+    def modes(self) -> dict[int, ConsentMode]:
+        """site id -> consent mode, for the consent rules."""
+        return self._modes
+
+    def current(self) -> dict[str, Site]:
+        """The last snapshot, without refreshing (for readers that tolerate seconds)."""
+        return self._by_key
+
+    def by_id(self, site_id: int) -> Site | None:
+        return next((s for s in self._by_key.values() if s.id == site_id), None)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Every origin any site allows (CORS answers only these)."""
+        return self._origins
+
+    async def snapshot(self, *, wanted: Sequence[str] = ()) -> dict[str, Site]:
+        """The current key -> Site map; refreshed when stale or a wanted key is missing."""
+        age = self._clock() - self._loaded_at
+        if age > self._ttl:
+            await self._refresh_or_keep(self._ttl)
+        elif age > _FORCED_REFRESH_GAP and any(k not in self._by_key for k in wanted):
+            await self._refresh_or_keep(_FORCED_REFRESH_GAP)
+        return self._by_key
+
+    async def _refresh_or_keep(self, older_than: float) -> None:
+        """A database hiccup must not stop collection for sites we already know."""
+        try:
+            await self.refresh(older_than=older_than)
+        except StorageError:
+            if not self._by_key:
+                raise
+
+    async def refresh(self, *, older_than: float = 0.0) -> None:
+        async with self._lock:
+            if self._clock() - self._loaded_at < older_than:
+                return  # another request refreshed while this one waited
+            sites = await self._store.list_sites()
+            self._by_key = {s.key: s for s in sites}
+            self._origins = frozenset(o for s in sites for o in s.origins)
+            self._modes = {s.id: s.consent_mode for s in sites}
+            self._loaded_at = self._clock()

@@ -1,0 +1,227 @@
+"""The Store protocol: what ashiato asks of a database, in domain words.
+
+Nothing outside a backend module knows which database it talks to. ``open_store(url)``
+picks the backend from the URL scheme; each backend keeps its SQL literal and its
+migrations in ``migrations/<backend>/NNNN_name.sql``. Methods return dataclasses from
+``tracker.storage.records``, never driver rows. Personal data reaches the store only as
+ciphertext (``privacy.crypto`` seals it first); the store cannot read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tracker.errors import ConfigError
+from tracker.storage.records import (
+    ApiKey,
+    AuditChain,
+    AuditRow,
+    Change,
+    ConsentMode,
+    ConsentReceipt,
+    ConsentRules,
+    ConsentState,
+    ErasureCounts,
+    ErasurePlan,
+    Event,
+    LeadRow,
+    Link,
+    LinkOutcome,
+    LinkRequest,
+    Merge,
+    OutboxItem,
+    PrivacyRequest,
+    Site,
+    SiteSettings,
+    StitchRules,
+    Webhook,
+    WriteItem,
+    WriteResult,
+)
+
+
+class Store(Protocol):
+    # -- lifecycle ---------------------------------------------------------------------
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations, each in one transaction; return the versions applied."""
+
+    async def schema_version(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StorageError unless the database answers a trivial query."""
+
+    # -- sites -------------------------------------------------------------------------
+    async def add_site(
+        self,
+        *,
+        key: str,
+        name: str,
+        origins: Sequence[str],
+        consent_mode: ConsentMode,
+        now: int,
+        settings: SiteSettings = ...,
+        secret: bytes | None = None,
+    ) -> Site:
+        """Create a site; raise ``Conflict`` when the name is taken."""
+
+    async def update_site(self, site: Site) -> None: ...
+
+    async def list_sites(self) -> list[Site]: ...
+
+    async def get_system_key(self, name: str) -> str | None: ...
+
+    async def system_key(self, name: str, candidate: str) -> str:
+        """The data key id that seals system secrets; ``candidate`` if none was set."""
+
+    # -- events and consent ------------------------------------------------------------
+    async def write_batch(self, items: Sequence[WriteItem], rules: ConsentRules) -> WriteResult:
+        """Receipts, forgets and events in order, in one transaction, durable on return;
+        each event is stored only if ``rules`` admit it under its visitor's consent."""
+
+    async def visitor_events(self, vid: str, *, limit: int = 1000) -> list[Event]:
+        """A visitor's events, oldest first."""
+
+    async def events_page(self, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
+        """Events in storage order after ``after_id`` (for paging through everything)."""
+
+    async def count_events(self) -> int: ...
+
+    async def consent_receipts_of(self, vids: Sequence[str]) -> list[ConsentReceipt]: ...
+
+    async def consent_state(self, site_id: int, vid: str) -> ConsentState | None: ...
+
+    # -- leads and links ---------------------------------------------------------------
+    async def create_lead(self, lead: LeadRow) -> tuple[LeadRow, bool]:
+        """Insert unless the email index exists; return (the lead that has it, created?)."""
+
+    async def update_lead_fields(
+        self, lead_id: str, columns: dict[str, bytes | None], at: int
+    ) -> None: ...
+
+    async def lead(self, lead_id: str) -> LeadRow | None: ...
+
+    async def lead_by_index(self, email_index: bytes) -> LeadRow | None: ...
+
+    async def resolve_lead(self, lead_id: str) -> str | None:
+        """The lead that stands for this person now (after merges); None if unknown."""
+
+    async def lead_family(self, root: str) -> list[str]:
+        """``root`` and every lead merged into it, transitively."""
+
+    async def leads_page(
+        self, *, updated_since: int, after: tuple[int, str] | None, limit: int
+    ) -> list[LeadRow]: ...
+
+    async def link_visitor(self, req: LinkRequest, rules: StitchRules) -> LinkOutcome:
+        """Link a visitor to a lead as ``rules`` decide, with change and outbox rows."""
+
+    async def links_of_leads(self, lead_ids: Sequence[str]) -> list[Link]: ...
+
+    async def links_of_visitor(self, vid: str) -> list[Link]: ...
+
+    async def link_events(self, links: Sequence[Link], *, limit: int) -> list[Event]:
+        """The events the links cover (visitor and time range), in time order."""
+
+    async def merge_leads(self, merge: Merge) -> None: ...
+
+    async def unmerge_leads(self, merge_id: str, *, actor: str, reason: str, at: int) -> Merge: ...
+
+    async def open_merge(self, into_lead: str, from_lead: str) -> Merge | None: ...
+
+    async def merges_of(self, lead_ids: Sequence[str]) -> list[Merge]: ...
+
+    async def changes_page(self, *, after: int, limit: int) -> list[Change]: ...
+
+    # -- API keys and webhooks -----------------------------------------------------------
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    async def api_key(self, key_id: str) -> ApiKey | None: ...
+
+    async def list_api_keys(self) -> list[ApiKey]: ...
+
+    async def touch_api_key(self, key_id: str, at: int) -> None: ...
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool: ...
+
+    async def add_webhook(self, hook: Webhook) -> None: ...
+
+    async def webhooks(self) -> list[Webhook]: ...
+
+    async def webhook(self, hook_id: str) -> Webhook | None: ...
+
+    async def disable_webhook(self, hook_id: str, at: int) -> bool: ...
+
+    async def due_outbox(self, now: int, *, limit: int) -> list[OutboxItem]: ...
+
+    async def outbox_of(self, lead_ids: list[str]) -> list[OutboxItem]: ...
+
+    async def mark_delivered(self, item_id: str, at: int, attempts: int) -> None: ...
+
+    async def mark_failed(
+        self, item_id: str, *, attempts: int, retry_at: int, error: str
+    ) -> None: ...
+
+    # -- legal operations --------------------------------------------------------------
+    async def add_request(self, req: PrivacyRequest) -> None: ...
+
+    async def finish_request(
+        self, request_id: str, *, status: str, at: int, detail: dict[str, Any],
+        export_path: str | None = None,
+    ) -> None: ...  # fmt: skip
+
+    async def request(self, request_id: str) -> PrivacyRequest | None: ...
+
+    async def requests(
+        self, *, subjects: Sequence[str] = (), limit: int = 1000
+    ) -> list[PrivacyRequest]: ...
+
+    async def forget_export_paths(self, request_ids: Sequence[str]) -> None: ...
+
+    async def erase(self, plan: ErasurePlan) -> ErasureCounts:
+        """Delete what the plan names in one transaction, write the tombstone, and move
+        the erasure marker to the plan's ledger entry."""
+
+    async def erasure_marker(self) -> int:
+        """The last erasure-ledger entry applied to this database (a restore lowers it)."""
+
+    async def purge_events(self, site_id: int, before: int, *, limit: int) -> int: ...
+
+    async def drop_expired_partitions(self, before: int) -> int:
+        """Drop whole stored partitions of events (every site's) that end at or before
+        ``before``; return how many events went (0 where events are not partitioned)."""
+
+    async def count_events_before(self, site_id: int, before: int) -> int: ...
+
+    async def idle_visitors(self, site_id: int, before: int, *, limit: int) -> list[str]: ...
+
+    async def purge_visitor_state(self, site_id: int, vids: Sequence[str]) -> int: ...
+
+    async def purge_receipts(self, site_id: int, before: int, *, limit: int) -> int: ...
+
+    async def count_receipts_before(self, site_id: int, before: int) -> int: ...
+
+    async def inactive_leads(self, before: int, *, limit: int) -> list[str]: ...
+
+    async def append_audit(self, row: AuditRow, chain: AuditChain) -> AuditRow:
+        """Append ``row`` (its seq is assigned) chained to the last row's MAC."""
+
+    async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]: ...
+
+    async def truncate_wal(self) -> bool:
+        """Leave no deleted data in a write-ahead log (no-op where there is none)."""
+
+
+def open_store(url: str) -> Store:
+    """Return a Store for ``url``; connections open lazily."""
+    if url.startswith("sqlite:///"):
+        from tracker.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from tracker.storage.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")

@@ -1,0 +1,233 @@
+"""One PostgreSQL database: a lazily opened asyncpg pool, transactions, migrations.
+
+Several collector processes may share one database, so what the SQLite backend gets
+from its single writer is asked of PostgreSQL here: unique constraints with
+``ON CONFLICT``, row locks (``SELECT … FOR UPDATE``) and transaction-scoped advisory
+locks (``Lock``), always taken in the order the enum lists them, so two transactions
+never wait on each other in a circle. A write transaction is a coroutine of one
+connection run whole inside ``BEGIN`` … ``COMMIT`` (``_transaction``), as the SQLite
+backend runs a function of its connection.
+
+``lock_timeout`` plays the part of SQLite's ``busy_timeout``: a statement that waits on
+a lock longer than that fails, and the caller sees StorageError (the collector answers
+503 with Retry-After) rather than a request that hangs. Commits are durable on return
+(``synchronous_commit`` is the server's, on by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from enum import IntEnum
+from typing import Any, TypeVar
+
+import asyncpg
+
+from tracker.errors import StorageError
+from tracker.storage.sqlite.database import migrations
+
+T = TypeVar("T")
+
+POOL_SIZE = 8
+"""Connections per process. The collector writes through one group-commit writer, so
+most of these serve API reads; N collector processes use up to N x 8 (+ the key store's)."""
+LOCK_TIMEOUT_MS = 5_000
+CONNECT_TIMEOUT = 5.0
+
+
+class Lock(IntEnum):
+    """Advisory lock namespaces: the first key of ``pg_advisory_xact_lock(int, int)``.
+
+    Taken in this order within a transaction (a later one never before an earlier one).
+    """
+
+    MIGRATE = 0x41534801
+    """Session lock around all migrations: collectors that start together wait in turn."""
+    PARTITIONS = 0x41534802
+    """Creating or dropping a monthly partition of ``events``."""
+    VISITORS = 0x41534803
+    """All visitors: shared by a transaction that locks some visitors one by one,
+    exclusive by one that changes the consent of too many to lock singly."""
+    VISITOR = 0x41534804
+    """One visitor (second key: ``text_key(vid)``): its consent state and links."""
+    LEAD_GRAPH = 0x41534805
+    """Which lead stands for whom: shared by links, exclusive by merges and erasure."""
+    CHANGES = 0x41534806
+    """The change feed: held from a change's insert to commit, so ``seq`` order is
+    commit order and a sync client reading ``seq > cursor`` never skips one."""
+    AUDIT = 0x41534807
+    """The audit chain: read the last MAC and append, one writer at a time."""
+
+
+def text_key(text: str) -> int:
+    """A stable signed 32-bit key for ``text`` (the second advisory-lock key)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def count_of(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3`` or ``INSERT 0 1``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+MANY_VISITORS = 32
+"""More distinct visitors than this in one transaction: lock them all at once."""
+
+
+async def lock(conn: asyncpg.Connection, namespace: Lock, key: int = 0, *,
+               shared: bool = False) -> None:  # fmt: skip
+    """Take a transaction-scoped advisory lock (released at commit or rollback)."""
+    if shared:
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", int(namespace), key)
+    else:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", int(namespace), key)
+
+
+async def lock_visitors(conn: asyncpg.Connection, vids: Iterable[str]) -> None:
+    """Serialise changes to these visitors' consent and links across processes (what the
+    SQLite backend's single writer does): one lock each, in key order, or, for many, one
+    lock on all visitors (which keeps the number of locks a transaction holds small)."""
+    keys = sorted({text_key(vid) for vid in vids})
+    if not keys:
+        return
+    if len(keys) > MANY_VISITORS:
+        await lock(conn, Lock.VISITORS)
+        return
+    await lock(conn, Lock.VISITORS, shared=True)
+    # unnest yields the sorted keys in order, so the locks are taken in that order.
+    await conn.execute("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::integer[]) AS k",
+                       int(Lock.VISITOR), keys)  # fmt: skip
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def guard(awaitable: Awaitable[T]) -> T:
+    """Turn driver errors into StorageError; the message names no data, only the cause
+    (a server message may quote a value, so only its class and SQLSTATE are kept)."""
+    try:
+        return await awaitable
+    except asyncpg.IntegrityConstraintViolationError:
+        raise
+    except _DRIVER_ERRORS as exc:
+        raise StorageError(f"database unavailable: {_cause(exc)}") from exc
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return "locked (lock_timeout)"
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"{exc.__class__.__name__} ({exc.sqlstate})"
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+class PostgresDatabase:
+    """A database URL with its pool (opened on first use) and its migrations."""
+
+    migrations_folder = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: asyncpg.Pool | None = None
+        self._open_lock = asyncio.Lock()
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await guard(asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT,
+                                            server_settings=_SESSION))  # fmt: skip
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._open_lock:
+                if self._pool is None:
+                    self._pool = await guard(asyncpg.create_pool(
+                        self.url, min_size=1, max_size=POOL_SIZE, timeout=CONNECT_TIMEOUT,
+                        server_settings=_SESSION,
+                    ))  # fmt: skip
+        return self._pool
+
+    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """The one way to write: ``work`` runs whole inside one transaction."""
+
+        async def run() -> T:
+            async with (await self.pool()).acquire() as conn, conn.transaction():
+                return await work(conn)
+
+        return await guard(run())
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        """One statement in its own transaction; returns its command status."""
+        return str(await guard(self._run("execute", sql, args)))
+
+    async def _read(self, sql: str, *args: Any) -> list[Any]:
+        return list(await guard(self._run("fetch", sql, args)))
+
+    async def _read_value(self, sql: str, *args: Any) -> Any:
+        return await guard(self._run("fetchval", sql, args))
+
+    async def _run(self, method: str, sql: str, args: Iterable[Any]) -> Any:
+        return await getattr(await self.pool(), method)(sql, *args)
+
+    async def truncate_wal(self) -> bool:
+        """Nothing to do: PostgreSQL's WAL belongs to the server (shared by every database,
+        recycled at checkpoints, needed by replicas and point-in-time recovery); no client
+        can or should cut it. What an erasure must leave unreadable is personal data, and
+        that reaches the database only as ciphertext whose key the erasure destroys."""
+        return True
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def ping(self) -> None:
+        await self._read_value("SELECT 1")
+
+    async def schema_version(self) -> int:
+        if await self._read_value("SELECT to_regclass('schema_migrations')") is None:
+            return 0
+        return int(
+            await self._read_value("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        )
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations, each in one transaction; return the versions applied.
+
+        A session advisory lock makes processes that start together take turns: the
+        first applies, the others then find nothing left to do. Its own connection waits
+        without ``lock_timeout`` (a migration may take longer than that)."""
+        conn = await self._connect()
+        try:
+            await guard(conn.execute("SET lock_timeout = 0"))
+            await guard(conn.execute("SELECT pg_advisory_lock($1)", int(Lock.MIGRATE)))
+            return await guard(self._migrate(conn))
+        finally:
+            await conn.close()  # the session lock goes with the session
+
+    async def _migrate(self, conn: asyncpg.Connection) -> list[int]:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at bigint NOT NULL)"
+        )
+        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        applied = []
+        for version, name, sql in migrations(self.migrations_folder):
+            if version > current:
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                                       version, name, now_ms())  # fmt: skip
+                applied.append(version)
+        await self._after_migrate(conn)
+        return applied
+
+    async def _after_migrate(self, conn: asyncpg.Connection) -> None:
+        """Upkeep done at start, under the migration lock (the data store's partitions)."""
+
+
+_SESSION = {"lock_timeout": str(LOCK_TIMEOUT_MS), "application_name": "ashiato"}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,330 @@
+"""The records the Store takes and returns: plain dataclasses, never driver rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+ConsentMode = Literal["opt-in", "notice"]
+CONSENT_MODES: tuple[ConsentMode, ...] = ("opt-in", "notice")
+EVENT_TYPES = ("pageview", "event", "identify", "consent")
+
+
+IDENTIFY_POLICIES = ("any", "signed")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    identify: str = "any"
+    """``any``: forms and ``identify`` from the page count; ``signed``: only a valid
+    signed token or the server API identifies a visitor (unsigned ones are ignored)."""
+    forms: str = "marked"
+    """``marked``: the tag captures forms with ``data-ashiato``; ``all``: every form."""
+    policy_version: str = "unspecified"
+    """The privacy-notice version receipts refer to when the page does not say."""
+    retention_days: tuple[tuple[str, int], ...] = ()
+    """Per data class overrides of the retention defaults."""
+    cookie_domain: str = ""
+    """The registrable domain the collector may set the visitor cookie for when it is
+    reached on a sibling host (``t.example.co.jp`` for ``www.example.co.jp``)."""
+
+
+DEFAULT_SITE_SETTINGS = SiteSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: int
+    key: str
+    name: str
+    origins: tuple[str, ...]
+    consent_mode: ConsentMode
+    created_at: int
+    settings: SiteSettings = DEFAULT_SITE_SETTINGS
+    secret: bytes | None = None
+    """The signed-identify secret, sealed (never plaintext at rest)."""
+
+    def allows_origin(self, origin: str) -> bool:
+        return origin in self.origins
+
+
+@dataclass(slots=True)
+class Event:
+    """One accepted event, enriched and scrubbed, ready to store."""
+
+    site_id: int
+    type: str
+    vid: str
+    at: int
+    """Server time of the event, milliseconds since the epoch."""
+    sid: str | None = None
+    url: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    name: str | None = None
+    props: dict[str, Any] | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+    click_ids: dict[str, str] | None = None
+    browser: str | None = None
+    browser_version: str | None = None
+    os: str | None = None
+    os_version: str | None = None
+    device: str | None = None
+    ip: str | None = None
+    """Truncated client address (IPv4 /24, IPv6 /48); never the full one."""
+    id: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentReceipt:
+    """One consent decision, kept as proof (append-only)."""
+
+    id: str
+    """The consent id: 32 hex, chosen by the tag (a replay of it is ignored) or by us."""
+    site_id: int
+    vid: str
+    analytics: bool | None
+    """True granted, False refused, None: this receipt does not speak about it."""
+    marketing: bool | None
+    policy_version: str
+    source: str
+    """``banner`` (the tag), ``api``, ``gpc`` (Global Privacy Control), ``forget``."""
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A visitor's current consent on one site: the sum of their receipts."""
+
+    analytics: bool
+    marketing: bool
+    gpc: bool
+    """Global Privacy Control has been seen: marketing stays off unless granted after it."""
+    receipt_id: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """Erase a visitor's anonymous data (asked by whoever holds their cookie)."""
+
+    vid: str
+    receipt: ConsentReceipt
+
+
+WriteItem = Event | ConsentReceipt | Forget
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: int = 0
+    refused: int = 0
+    """Events the visitor's consent did not allow."""
+    receipts: int = 0
+    forgotten: int = 0
+    """Events erased by Forget items."""
+
+
+class ConsentRules(Protocol):
+    """The consent decisions (``privacy.consent``), applied inside the write transaction."""
+
+    def admit(self, event: Event, state: ConsentState | None) -> bool:
+        """May this event be stored, given the visitor's current state on its site?"""
+
+    def apply(self, receipt: ConsentReceipt, state: ConsentState | None) -> ConsentState | None:
+        """The state after ``receipt``, or None when the receipt changes nothing and is
+        not worth keeping (a repeated GPC signal)."""
+
+
+# -- identity -------------------------------------------------------------------------
+
+EVIDENCE = ("form", "signed", "api")
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    """A lead as stored: personal fields are ciphertexts under the lead's data key."""
+
+    id: str
+    email_index: bytes
+    key_id: str
+    email: bytes
+    name: bytes | None
+    company: bytes | None
+    phone: bytes | None
+    fields: bytes | None
+    first_touch: dict[str, Any] | None
+    last_touch: dict[str, Any] | None
+    merged_into: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    id: int
+    vid: str
+    lead_id: str
+    site_id: int
+    evidence: str
+    began_at: int
+    valid_from: int
+    """Events from this time on belong to the lead (0 for a visitor's first link)."""
+    ended_at: int | None
+    """Events from this time on no longer do (the browser identified as someone else)."""
+    ip: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    vid: str
+    lead_id: str
+    site_id: int
+    evidence: str
+    at: int
+    ip: bytes | None
+    touch: dict[str, Any] | None
+    """Campaign data of this visitor's first and latest visit, to fold into the lead."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOutcome:
+    action: str
+    """``kept`` (already linked to this person), ``first`` or ``switched``."""
+    link: Link
+    ended: Link | None = None
+
+
+class StitchRules(Protocol):
+    def decide(self, current: Link | None, current_root: str | None, new_root: str) -> str:
+        """``keep``, ``first`` or ``switch`` (see ``identity.stitching``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    id: str
+    into_lead: str
+    from_lead: str
+    actor: str
+    reason: str
+    at: int
+    undone_at: int | None = None
+    undone_by: str | None = None
+    undo_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    lead_id: str
+    kind: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: bytes
+    created_at: int
+    last_used_at: int | None = None
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: bytes
+    """Sealed signing secret."""
+    created_at: int
+    disabled_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    webhook_id: str
+    type: str
+    lead_id: str
+    data: dict[str, Any]
+    created_at: int
+    attempts: int = 0
+    next_attempt_at: int = 0
+    delivered_at: int | None = None
+    last_error: str | None = None
+
+
+# -- legal operations ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyRequest:
+    id: str
+    kind: str
+    """``export`` or ``erase``."""
+    status: str
+    """``received``, ``completed`` or ``failed``."""
+    subject: str
+    """A lead id or visitor id (pseudonymous), never an email."""
+    received_at: int
+    due_at: int
+    completed_at: int | None = None
+    export_path: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    seq: int
+    at: int
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    mac: bytes = b""
+
+
+class AuditChain(Protocol):
+    def mac(self, previous: bytes, row: AuditRow) -> bytes:
+        """The MAC chaining ``row`` to the previous row's MAC (``privacy.audit``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    seq: int
+    request_id: str
+    lead_ids: tuple[str, ...]
+    vids: tuple[str, ...]
+    key_ids: tuple[str, ...]
+    at: int
+    done_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasurePlan:
+    """What one erasure deletes from the data store (computed by ``privacy.dsr``)."""
+
+    lead_ids: tuple[str, ...]
+    links: tuple[Link, ...]
+    """Each link's events (its visitor, its time range) go."""
+    whole_vids: tuple[str, ...]
+    """Visitors that belong to nobody else: all their events, consent and links go."""
+    ledger_seq: int
+    at: int
+
+
+@dataclass(slots=True)
+class ErasureCounts:
+    leads: int = 0
+    events: int = 0
+    links: int = 0
+    receipts: int = 0
+    merges: int = 0
+    outbox: int = 0

@@ -1,0 +1,131 @@
+"""Row <-> record conversions shared by the SQLite modules (literal column lists)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from tracker.storage.records import (
+    ApiKey,
+    Change,
+    Event,
+    LeadRow,
+    Link,
+    Merge,
+    OutboxItem,
+    Site,
+    SiteSettings,
+    Webhook,
+)
+
+EVENT_COLUMNS = (
+    "site_id, type, vid, sid, at, url, referrer, title, name, props, utm_source, utm_medium,"
+    " utm_campaign, utm_term, utm_content, click_ids, browser, browser_version, os,"
+    " os_version, device, ip"
+)
+INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+SITE_COLUMNS = "id, key, name, origins, consent_mode, created_at, settings, secret"
+LEAD_COLUMNS = (
+    "id, email_index, key_id, email, name, company, phone, fields, first_touch, last_touch,"
+    " merged_into, created_at, updated_at"
+)
+LINK_COLUMNS = "id, vid, lead_id, site_id, evidence, began_at, valid_from, ended_at, ip"
+MERGE_COLUMNS = "id, into_lead, from_lead, actor, reason, at, undone_at, undone_by, undo_reason"
+API_KEY_COLUMNS = "id, name, scopes, secret_hash, created_at, last_used_at, revoked_at"
+WEBHOOK_COLUMNS = "id, url, events, secret, created_at, disabled_at"
+OUTBOX_COLUMNS = (
+    "id, webhook_id, type, lead_id, data, created_at, attempts, next_attempt_at,"
+    " delivered_at, last_error"
+)
+
+
+def to_json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def from_json(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def event_row(e: Event) -> tuple[Any, ...]:
+    return (
+        e.site_id, e.type, e.vid, e.sid, e.at, e.url, e.referrer, e.title, e.name,
+        to_json(e.props), e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term,
+        e.utm_content, to_json(e.click_ids), e.browser, e.browser_version, e.os,
+        e.os_version, e.device, e.ip,
+    )  # fmt: skip
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    (id_, site_id, type_, vid, sid, at, url, referrer, title, name, props, *utm, click_ids,
+     browser, browser_version, os_, os_version, device, ip) = row  # fmt: skip
+    return Event(
+        id=id_, site_id=site_id, type=type_, vid=vid, sid=sid, at=at, url=url,
+        referrer=referrer, title=title, name=name, props=from_json(props),
+        utm_source=utm[0], utm_medium=utm[1], utm_campaign=utm[2], utm_term=utm[3],
+        utm_content=utm[4], click_ids=from_json(click_ids), browser=browser,
+        browser_version=browser_version, os=os_, os_version=os_version, device=device, ip=ip,
+    )  # fmt: skip
+
+
+def site_settings_json(settings: SiteSettings) -> str:
+    return orjson.dumps({
+        "identify": settings.identify, "forms": settings.forms,
+        "policy_version": settings.policy_version,
+        "retention_days": dict(settings.retention_days),
+        "cookie_domain": settings.cookie_domain,
+    }).decode()  # fmt: skip
+
+
+def site_from_row(row: Sequence[Any]) -> Site:
+    id_, key, name, origins, consent_mode, created_at, settings, secret = row
+    raw = orjson.loads(settings or "{}")
+    site_settings = SiteSettings(
+        identify=raw.get("identify", "any"),
+        forms=raw.get("forms", "marked"),
+        policy_version=raw.get("policy_version", "unspecified"),
+        retention_days=tuple(sorted(raw.get("retention_days", {}).items())),
+        cookie_domain=raw.get("cookie_domain", ""),
+    )
+    return Site(id_, key, name, tuple(orjson.loads(origins)), consent_mode, created_at,
+                site_settings, secret)  # fmt: skip
+
+
+def lead_from_row(row: Sequence[Any]) -> LeadRow:
+    (id_, email_index, key_id, email, name, company, phone, fields, first_touch, last_touch,
+     merged_into, created_at, updated_at) = row  # fmt: skip
+    return LeadRow(id_, email_index, key_id, email, name, company, phone, fields,
+                   from_json(first_touch), from_json(last_touch), merged_into, created_at,
+                   updated_at)  # fmt: skip
+
+
+def link_from_row(row: Sequence[Any]) -> Link:
+    return Link(*row)
+
+
+def merge_from_row(row: Sequence[Any]) -> Merge:
+    return Merge(*row)
+
+
+def change_from_row(row: Sequence[Any]) -> Change:
+    return Change(*row)
+
+
+def api_key_from_row(row: Sequence[Any]) -> ApiKey:
+    id_, name, scopes, secret_hash, created_at, last_used_at, revoked_at = row
+    return ApiKey(id_, name, tuple(orjson.loads(scopes)), secret_hash, created_at,
+                  last_used_at, revoked_at)  # fmt: skip
+
+
+def webhook_from_row(row: Sequence[Any]) -> Webhook:
+    id_, url, events, secret, created_at, disabled_at = row
+    return Webhook(id_, url, tuple(orjson.loads(events)), secret, created_at, disabled_at)
+
+
+def outbox_from_row(row: Sequence[Any]) -> OutboxItem:
+    (id_, webhook_id, type_, lead_id, data, created_at, attempts, next_attempt_at,
+     delivered_at, last_error) = row  # fmt: skip
+    return OutboxItem(id_, webhook_id, type_, lead_id, orjson.loads(data), created_at,
+                      attempts, next_attempt_at, delivered_at, last_error)  # fmt: skip

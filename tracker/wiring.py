@@ -1,0 +1,88 @@
+"""Building the parts from Settings, shared by the server and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from identity.service import Identity
+from privacy.audit import AuditLog
+from privacy.crypto import DataKeys, KeyringSource
+from privacy.dsr import DataSubjectRequests
+from privacy.personal import PersonalData
+from privacy.retention import Policy, Retention
+from privacy.vault import Vault
+from tracker.settings import Settings
+from tracker.storage import Store, open_store
+from tracker.storage.keystore import KeyStore, open_keystore
+from tracker.storage.records import Site
+
+DEV_KEY_FILE = Path("keys/dev-master.key")
+
+
+def keyring_source(settings: Settings) -> KeyringSource:
+    """The master keys, or KeyConfigError saying exactly what is missing."""
+    database_dir = settings.sqlite_path.parent if settings.sqlite_path else None
+    return KeyringSource.load(
+        key_file=settings.master_key_file,
+        key_text=settings.master_key,
+        dev=settings.dev,
+        dev_key_file=DEV_KEY_FILE,
+        database_dir=database_dir,
+    )
+
+
+@dataclass(slots=True)
+class Parts:
+    store: Store
+    keystore: KeyStore
+    keyring: KeyringSource
+    keys: DataKeys
+    personal: PersonalData
+    vault: Vault
+    identity: Identity
+    audit: AuditLog
+    requests: DataSubjectRequests
+    retention: Retention
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.keystore.close()
+
+
+async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
+    source = keyring_source(settings)
+    store = open_store(settings.database_url)
+    keystore = open_keystore(settings.keystore_url)
+    if migrate:
+        await store.migrate()
+        await keystore.migrate()
+    keys = DataKeys(source, keystore)
+    personal = PersonalData(keys, source)
+    vault = Vault(store, keys)
+
+    async def site_secret(site: Site) -> bytes | None:
+        if site.secret is None:
+            return None
+        return await vault.open("sites", "secret", str(site.id), site.secret)
+
+    identity = Identity(store, personal, site_secret=site_secret)
+    audit = AuditLog(store, source)
+    requests = DataSubjectRequests(
+        store, keystore, keys, personal, audit, export_dir=Path(settings.export_dir)
+    )
+    retention = Retention(store, requests, audit, retention_policy(settings))
+    return Parts(
+        store, keystore, source, keys, personal, vault, identity, audit, requests, retention
+    )
+
+
+def retention_policy(settings: Settings) -> Policy:
+    return Policy(
+        {
+            "events": settings.retention_events_days,
+            "visitors": settings.retention_visitors_days,
+            "leads": settings.retention_leads_days,
+            "receipts": settings.retention_receipts_days,
+        }
+    )
