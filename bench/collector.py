@@ -232,8 +232,6 @@ def bench_collectors(
 ) -> tuple[Figures, dict]:
     """``count`` collectors sharing ``env``'s database, each loaded by its own wrk with
     ``connections / count`` connections at the same time; their sum (p99: the worst)."""
-    # One address sends everything here: the per-address and per-site limits are off.
-    env = env | {"ASHIATO_RATE_LIMIT_IP": "0", "ASHIATO_RATE_LIMIT_SITE": "0"}
     database_url = env["ASHIATO_DATABASE_URL"]
     site = cli(env, "site", "add", "bench", "--origin", ORIGIN, "--consent", "notice")
     script = workdir / f"collector-{count}.lua"

@@ -18,7 +18,8 @@ ORIGIN = "https://www.example.co.jp"
 
 
 def bench_env(workdir: Path, **extra: str) -> dict[str, str]:
-    """A clean ASHIATO_* environment with its own database, key file and key store."""
+    """A clean ASHIATO_* environment with its own database, key file and key store, and
+    no rate limits."""
     init_key_file(workdir / "keys" / "master.key")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASHIATO_")}
     return (
@@ -29,6 +30,10 @@ def bench_env(workdir: Path, **extra: str) -> dict[str, str]:
             "ASHIATO_MASTER_KEY_FILE": str(workdir / "keys" / "master.key"),
             "ASHIATO_ENV_FILE": "/nonexistent",
             "ASHIATO_LOG_LEVEL": "warning",
+            # The load comes from one address (wrk on loopback): no rate limits.
+            "ASHIATO_RATE_LIMIT_IP": "0",
+            "ASHIATO_RATE_LIMIT_SITE": "0",
+            "ASHIATO_RATE_LIMIT_API": "0",
         }
         | extra
     )

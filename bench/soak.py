@@ -121,12 +121,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ashiato-soak-") as tmp:
-        env = bench_env(
-            Path(tmp),
-            ASHIATO_RATE_LIMIT_IP="0",
-            ASHIATO_RATE_LIMIT_SITE="0",
-            ASHIATO_RATE_LIMIT_API="0",
-        )
+        env = bench_env(Path(tmp))
         site = cli(env, "site", "add", "soak", "--origin", ORIGIN, "--consent", "notice")
         key = cli(env, "apikey", "create", "soak", "--scope", "read")["key"]
         script = Path(tmp) / "soak.lua"

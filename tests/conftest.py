@@ -23,7 +23,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from tests import postgres
-from tests.servers import CHROME_UA, Server, base_env, cli_json
+from tests.servers import CHROME_UA, SERVER_LOGS, Server, base_env, cli_json, leaks_in_logs
 
 SITE_ORIGIN = "https://www.example.co.jp"
 BACKENDS = ("sqlite", "postgresql")
@@ -101,6 +101,16 @@ def backend(request: pytest.FixtureRequest) -> str:
         postgres.require()
     _current["backend"] = name
     return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_personal_data_in_any_server_log() -> Iterator[None]:
+    """After the whole suite: no server log (every `ashiato serve` any test started, the
+    canary and legal suites' access logs included) holds an email address, a traceback
+    or a query string. A failure here shows as an error at the last test's teardown."""
+    yield
+    leaks = leaks_in_logs(SERVER_LOGS)
+    assert not leaks, f"{len(leaks)} leak(s) in server logs:\n" + "\n".join(leaks[:20])
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,6 +96,27 @@ def with_store(database_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, run()).result()
 
 
+SERVER_LOGS: list[Path] = []
+"""Every server log the suite wrote: checked for personal data when the session ends."""
+# An email address anywhere, a traceback, or a query string in a logged path.
+LEAKS = re.compile(
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|Traceback|\"path\": \"[^\"]*\?"
+)
+
+
+def leaks_in_logs(paths: list[Path]) -> list[str]:
+    """``file:line: match`` for each leak in the given logs (the match is shown masked)."""
+    found = []
+    for path in dict.fromkeys(paths):
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            for match in LEAKS.finditer(line):
+                text = match.group(0)
+                found.append(f"{path}:{number}: {text[:2]}…{text[-4:]} ({len(text)} chars)")
+    return found
+
+
 @dataclass
 class Server:
     """`ashiato serve` in a subprocess; its stderr (JSON logs) goes to ``log_path``."""
@@ -110,6 +132,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Server:
+        SERVER_LOGS.append(self.log_path)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tracker", "serve", "--port", str(self.port), *self.args],

@@ -10,7 +10,7 @@ import orjson
 
 from tests import postgres
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
-from tests.servers import cli_json
+from tests.servers import cli_json, leaks_in_logs
 
 LEADS = 12
 
@@ -127,3 +127,18 @@ def test_a_full_ip_behind_a_trusted_proxy_is_only_stored_truncated(tmp_path: Pat
     dep.server.stop()
     assert hits(stored_files(dep), ["203.0.113.199"]) == []
     assert hits(stored_files(dep), ["203.0.113.0"]) != []  # the /24 is what is kept
+
+
+def test_the_suite_wide_log_scan_finds_each_kind_of_leak(tmp_path: Path) -> None:
+    """The scan the session runs over every server log (tests/conftest.py) can fail."""
+    log = tmp_path / "server.log"
+    log.write_text(
+        '{"message": "identified", "lead": "ld_1"}\n'
+        '{"message": "bad", "email": "taro.yamada@example.co.jp"}\n'
+        "Traceback (most recent call last):\n"
+        '{"message": "request", "path": "/p.gif?url=https%3A%2F%2Fx"}\n'
+        '{"message": "request", "path": "/collect"}\n'
+    )
+    leaks = leaks_in_logs([log, tmp_path / "missing.log"])
+    assert [leak.split(": ", 1)[0] for leak in leaks] == [f"{log}:{n}" for n in (2, 3, 4)]
+    assert "yamada" not in "".join(leaks)  # the report itself does not repeat the value

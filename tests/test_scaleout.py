@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import SITE_ORIGIN, deployment_env
 from tests.servers import CHROME_UA, Server, all_events, cli_json, with_store
 
-ROUNDS = 12  # emails, each identified on both collectors at once
+ROUNDS = 40  # emails, each identified on both collectors at once
 
 
 @dataclass

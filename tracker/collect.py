@@ -32,7 +32,9 @@ from tracker.beacon import PIXEL_TYPES, Beacon, is_visitor_id, parse_body, valid
 from tracker.errors import (
     BadRequest,
     HTTPError,
+    Overloaded,
     PayloadTooLarge,
+    StorageError,
     TooManyRequests,
     UnsupportedMediaType,
 )
@@ -213,9 +215,13 @@ async def ingest(
             services.metrics.dropped[pipeline.Drop.OVERLOADED] += len(items)
             raise
     for found in identifications:
-        result = await services.identity.from_browser(
-            found.site, found.event, found.traits, found.token, found.full_ip
-        )
+        try:
+            result = await services.identity.from_browser(
+                found.site, found.event, found.traits, found.token, found.full_ip
+            )
+        except StorageError as exc:  # the events are stored; the link is not
+            log.warning("identification not recorded: %s", exc)
+            raise Overloaded("database unavailable", retry_after=2) from exc
         if isinstance(result, str):
             services.metrics.dropped[result] += 1
     if site is None or domain is None or not items:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import IntEnum
@@ -101,6 +102,10 @@ async def lock_visitors(conn: asyncpg.Connection, vids: Iterable[str]) -> None:
                        int(Lock.VISITOR), keys)  # fmt: skip
 
 
+# A deadlock or serialization failure rolls the whole transaction back: run it again
+# (``work`` only talks to the database, so it can), a few times, after a short pause.
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+RETRIES = 3
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -151,8 +156,15 @@ class PostgresDatabase:
         """The one way to write: ``work`` runs whole inside one transaction."""
 
         async def run() -> T:
-            async with (await self.pool()).acquire() as conn, conn.transaction():
-                return await work(conn)
+            for attempt in range(RETRIES):
+                try:
+                    async with (await self.pool()).acquire() as conn, conn.transaction():
+                        return await work(conn)
+                except _RETRYABLE:
+                    if attempt == RETRIES - 1:
+                        raise
+                    await asyncio.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+            raise AssertionError("unreachable")
 
         return await guard(run())
 

@@ -126,11 +126,15 @@ async def _link_visitor(
 async def _fold_touch(
     db: asyncpg.Connection, lead_id: str, touch: dict[str, Any] | None, at: int
 ) -> None:
-    """First touch: the earliest visit seen for the lead; last touch: the latest."""
+    """First touch: the earliest visit seen for the lead; last touch: the latest.
+
+    ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: the link just inserted holds a KEY SHARE
+    lock on the lead (its foreign key), and so may another collector's link to the same
+    lead; FOR UPDATE would wait on that one while it waits on ours (a deadlock)."""
     if not touch:
         return
     row = await db.fetchrow(
-        "SELECT first_touch, last_touch FROM leads WHERE id = $1 FOR UPDATE", lead_id
+        "SELECT first_touch, last_touch FROM leads WHERE id = $1 FOR NO KEY UPDATE", lead_id
     )
     first, last = (to_dict(row[0]), to_dict(row[1])) if row else ({}, {})
     new_first, new_last = touch.get("first") or {}, touch.get("last") or {}
