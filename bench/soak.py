@@ -80,6 +80,13 @@ def seed(port: int, site_key: str, leads: int = 2000) -> None:
             ).raise_for_status()
 
 
+def rss_parts_mib(pid: int) -> tuple[float, float]:
+    """(RssAnon, RssFile + RssShmem): the heap, and mapped files such as SQLite's -shm."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {k: int(v) for k, v in re.findall(r"(Rss\w+):\s+(\d+) kB", status)}
+    return kb.get("RssAnon", 0) / 1024, (kb.get("RssFile", 0) + kb.get("RssShmem", 0)) / 1024
+
+
 def rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
@@ -142,11 +149,14 @@ def main() -> int:
             started = time.monotonic()
             for n in range(1, args.minutes + 1):
                 row = minute(f"http://127.0.0.1:{port}/", script, args.connections)
-                row |= {"minute": n, "rss_mib": rss_mib(server.pid)}
+                anon, mapped = rss_parts_mib(server.pid)
+                row |= {"minute": n, "rss_mib": rss_mib(server.pid), "anon_mib": anon,
+                        "mapped_mib": mapped}  # fmt: skip
                 rows.append(row)
                 print(
                     f"minute {n:2d}: {row['rps']:7.0f} req/s  p50 {row['p50_ms']:6.2f} ms  "
-                    f"p99 {row['p99_ms']:6.2f} ms  RSS {row['rss_mib']:6.1f} MiB  "
+                    f"p99 {row['p99_ms']:6.2f} ms  RSS {row['rss_mib']:6.1f} MiB "
+                    f"(anon {row['anon_mib']:.1f}, mapped {row['mapped_mib']:.1f})  "
                     f"non-2xx {row['non_2xx']}",
                     flush=True,
                 )
