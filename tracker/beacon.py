@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -83,34 +84,47 @@ def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:
     return events
 
 
+_FIELDS = ("type", "site", "vid", "sid", "url", "referrer", "title", "ts", "sent", "name",
+           "props", "consent", "cid", "policy", "traits", "token", "form", "gpc")  # fmt: skip
+_HINTS = {"vid": " (32 lowercase hex)", "cid": " (32 lowercase hex)"}
+
+
+@lru_cache(maxsize=64)
+def _names(index: int) -> dict[str, str]:
+    """``events[i]`` and its field labels for error messages, made once per index."""
+    where = f"events[{index}]"
+    return {"": where} | {f: f"{where}.{f}{_HINTS.get(f, '')}" for f in _FIELDS}
+
+
 def validate(raw: Any, *, index: int = 0, types: frozenset[str] = COLLECT_TYPES) -> Beacon:
     """Check one raw event against the schema and return it typed."""
-    where = f"events[{index}]"
+    names = _names(index)
+    where = names[""]
     if not isinstance(raw, dict):
         raise BadRequest(f"{where} must be an object")
     get = raw.get
-    type_ = _text(get("type"), f"{where}.type", 16, required=True)
+    type_ = _text(get("type"), names["type"], 16, required=True)
     if type_ not in types:
         raise BadRequest(f"{where}.type must be one of: {', '.join(sorted(types))}")
     beacon = Beacon(
-        site=_match(get("site"), _SITE_KEY, f"{where}.site", required=True),
+        site=_match(get("site"), _SITE_KEY, names["site"], required=True),
         type=type_,
-        vid=_match(get("vid"), _VID, f"{where}.vid (32 lowercase hex)", required=True),
-        sid=_match(get("sid"), _SID, f"{where}.sid"),
-        url=_url(get("url"), f"{where}.url", web=True),
-        referrer=_url(get("referrer"), f"{where}.referrer"),
-        title=_text(get("title"), f"{where}.title", MAX_TITLE, truncate=True),
-        ts=_timestamp(get("ts"), f"{where}.ts"),
-        sent=_timestamp(get("sent"), f"{where}.sent"),
-        name=_text(get("name"), f"{where}.name", MAX_NAME),
-        props=_props(get("props"), f"{where}.props"),
-        consent=_consent(get("consent"), f"{where}.consent"),
-        cid=_match(get("cid"), _VID, f"{where}.cid (32 lowercase hex)"),
-        policy=_text(get("policy"), f"{where}.policy", 64),
-        traits=_traits(get("traits"), f"{where}.traits"),
-        token=_text(get("token"), f"{where}.token", 512),
-        form=_text(get("form"), f"{where}.form", MAX_NAME),
-        gpc=_flag(get("gpc"), f"{where}.gpc"),
+        vid=_match(get("vid"), _VID, names["vid"], required=True),
+        sid=_match(get("sid"), _SID, names["sid"]),
+        url=_url(get("url"), names["url"], web=True),
+        referrer=_url(get("referrer"), names["referrer"]),
+        title=_text(get("title"), names["title"], MAX_TITLE, truncate=True),
+        ts=_timestamp(get("ts"), names["ts"]),
+        sent=_timestamp(get("sent"), names["sent"]),
+        name=_text(get("name"), names["name"], MAX_NAME),
+        props=_props(get("props"), names["props"]),
+        consent=_consent(get("consent"), names["consent"]),
+        cid=_match(get("cid"), _VID, names["cid"]),
+        policy=_text(get("policy"), names["policy"], 64),
+        traits=_traits(get("traits"), names["traits"]),
+        token=_text(get("token"), names["token"], 512),
+        form=_text(get("form"), names["form"], MAX_NAME),
+        gpc=_flag(get("gpc"), names["gpc"]),
     )
     _require(beacon, where)
     return beacon

@@ -9,6 +9,8 @@ client that stops half-way, so a public endpoint needs:
 * deadlines: the head must arrive within ``HEAD_TIMEOUT`` seconds of the connection (or
   of the previous response), the body within ``BODY_TIMEOUT`` of the head, else the
   connection is closed — a slowloris cannot hold connections (file descriptors) open.
+  A deadline is set only when a read ends with a request incomplete: a beacon arrives
+  whole in one read, so the hot path pays for no timer.
 
 Served by passing this class as ``uvicorn.run(http=...)``.
 """
@@ -40,6 +42,8 @@ class HeadTooLarge(Exception):
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _deadline: asyncio.TimerHandle | None = None
+    _phase: float | None = None  # the timeout of the part being read (head, body), if any
+    _armed: float | None = None  # the phase the deadline was set for
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -54,6 +58,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
+            if self._phase is not None and self._armed != self._phase:
+                self._arm(self._phase)  # a request left half-read: its deadline starts now
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, HeadTooLarge):
                 self.transport.write(_431)
@@ -69,7 +75,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        self._arm(HEAD_TIMEOUT)
+        self._phase = HEAD_TIMEOUT
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -82,10 +88,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._arm(BODY_TIMEOUT)
+        self._phase = BODY_TIMEOUT
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._phase = None
         self._disarm()
         super().on_message_complete()
 
@@ -97,11 +104,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _arm(self, seconds: float) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(seconds, self._expire)
+        self._armed = seconds
 
     def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._armed = None
 
     def _expire(self) -> None:
         self._deadline = None

@@ -119,7 +119,7 @@ def build_event(ctx: Context, item: Incoming) -> Event:
         name=b.name, props=b.props,
         utm_source=page.utm.get("utm_source"), utm_medium=page.utm.get("utm_medium"),
         utm_campaign=page.utm.get("utm_campaign"), utm_term=page.utm.get("utm_term"),
-        utm_content=page.utm.get("utm_content"), click_ids=page.click_ids or None,
+        utm_content=page.utm.get("utm_content"), click_ids=dict(page.click_ids) or None,
         browser=ua.browser, browser_version=ua.browser_version, os=ua.os,
         os_version=ua.os_version, device=ua.device, ip=ctx.ip,
     )  # fmt: skip

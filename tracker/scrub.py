@@ -62,12 +62,35 @@ def _redact_emails(path: str) -> str:
     return "/".join("(email)" if _looks_like_email(s) else s for s in path.split("/"))
 
 
+_CLEAN: dict[tuple[str, bool], ScrubbedURL] = {}
+_CLEAN_MAX = 4096
+
+
 def scrub_url(url: str | None, *, web_only: bool = True) -> ScrubbedURL:
     """Return ``url`` without personal data, plus its campaign parameters.
 
     ``web_only``: anything but an absolute http(s) URL becomes ``None`` (page URLs);
     referrers may be ``android-app://…`` and the like, so they pass with ``False``.
+
+    A site's page URLs repeat, so results are remembered — only for URLs the scrub left
+    unchanged: a URL that carried personal data is never kept, not even in memory.
+    Callers must not change the returned dicts.
     """
+    if not url:
+        return ScrubbedURL(None)
+    key = (url, web_only)
+    found = _CLEAN.get(key)
+    if found is not None:
+        return found
+    result = _scrub_url(url, web_only)
+    if result.url == url:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN[key] = result
+    return result
+
+
+def _scrub_url(url: str, web_only: bool) -> ScrubbedURL:
     if not url:
         return ScrubbedURL(None)
     try:

@@ -135,6 +135,17 @@ class SiteDirectory:
         """Every origin any site allows (CORS answers only these)."""
         return self._origins
 
+    def fresh(self, wanted: Sequence[str]) -> dict[str, Site] | None:
+        """The key -> Site map without awaiting, when it is fresh and knows every wanted
+        key (the hot path's common case); else None: await :meth:`snapshot`."""
+        if self._clock() - self._loaded_at > self._ttl:
+            return None
+        by_key = self._by_key
+        for key in wanted:
+            if key not in by_key:
+                return None
+        return by_key
+
     async def snapshot(self, *, wanted: Sequence[str] = ()) -> dict[str, Site]:
         """The current key -> Site map; refreshed when stale or a wanted key is missing."""
         age = self._clock() - self._loaded_at
