@@ -144,5 +144,5 @@ def test_visitor_clock_keeps_the_browsers_order_despite_network_jitter() -> None
     assert clock.order("v", ts=100_000, at=10_200, now=10_200) == 10_200
     assert clock.order("w", ts=5, at=7, now=7) == 7
     assert clock.order("v", ts=None, at=3, now=3) == 3
-    clock.order("x", ts=1, at=1, now=1)  # the LRU holds two visitors: "v" is forgotten
+    clock.order("x", ts=1, at=1, now=1)  # two generations of one: "v" is forgotten
     assert clock.order("v", ts=1, at=5, now=5) == 5

@@ -4,33 +4,43 @@ An event's time is its arrival minus how long it waited in the browser, so netwo
 jitter between two requests (tens of ms) can invert two page views made a moment apart
 — or put a page view made just after a shared computer's second identification into
 the first person's time range. The browser's own ``ts`` says the true order, so for
-each recent visitor (a bounded LRU) the last (browser ts, stored time) is remembered and
-a later event keeps the browser's spacing from it, never landing before it.
+each recent visitor the last (browser ts, stored time) is remembered and a later event
+keeps the browser's spacing from it, never landing before it.
+
+Recent visitors are kept in two generations of plain dicts: new entries go to the
+current one; when it holds ``size / 2`` visitors it becomes the previous one and the
+old previous one is dropped whole. So between ``size / 2`` and ``size`` of the latest
+visitors are remembered, each update is a dict store (an LRU's reordering cost nothing
+here), and memory is given back in whole generations — entries made together are freed
+together, instead of one by one in arrival order, which left the allocator's arenas
+fragmented and the process growing for minutes under a steady load (bench/soak.py).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 
 class VisitorClock:
     def __init__(self, size: int = 100_000) -> None:
-        self._size = size
-        self._last: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._half = max(1, size // 2)
+        self._current: dict[str, tuple[int, int]] = {}
+        self._previous: dict[str, tuple[int, int]] = {}
 
     def order(self, vid: str, ts: int | None, at: int, *, now: int) -> int:
         """The time to store for an event ``at`` that the browser stamped ``ts``."""
         if ts is None:
             return at
-        last = self._last.get(vid)
+        current = self._current
+        last = current.get(vid)
+        if last is None:
+            last = self._previous.get(vid)
         if last is not None:
             last_ts, last_at = last
             spaced = last_at + (ts - last_ts)  # the browser's spacing from the last one
             at = max(at, min(spaced, now)) if ts >= last_ts else min(at, spaced)
             if ts < last_ts:
                 return at  # a straggler: placed before, but it is not the newest
-            self._last.move_to_end(vid)
-        self._last[vid] = (ts, at)
-        if len(self._last) > self._size:
-            self._last.popitem(last=False)
+        if vid not in current and len(current) >= self._half:
+            self._previous, self._current = current, {}  # the oldest generation goes
+            current = self._current
+        current[vid] = (ts, at)
         return at
