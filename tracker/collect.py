@@ -188,7 +188,9 @@ async def ingest(
     headers, trusted = client.headers, services.settings.trusted_proxies
     full_ip = _client_ip(client.peer, headers.get("x-forwarded-for"), trusted)
     wanted = [b.site for b in beacons]
-    sites = services.sites.fresh(wanted) or await services.sites.snapshot(wanted=wanted)
+    sites = services.sites.fresh(wanted)  # no await in the common case
+    if sites is None:
+        sites = await services.sites.snapshot(wanted=wanted)
     rate_limit(services, full_ip, beacons, sites)
     site = sites.get(beacons[0].site)
     domain = None
@@ -287,12 +289,8 @@ def rate_limit(
     limits, limiter = services.limits, services.limits.ip
     try:
         limiter.take(client_key(ip), len(beacons))
-        limiter = limits.site
-        if len(beacons) == 1:  # the common case, without counting
-            if beacons[0].site in sites:
-                limiter.take(beacons[0].site, 1)
-            return
         for site_key, count in Counter(b.site for b in beacons if b.site in sites).items():
+            limiter = limits.site
             limiter.take(site_key, count)
     except TooManyRequests:
         services.metrics.rate_limited[limiter.scope] += 1

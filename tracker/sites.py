@@ -148,6 +148,9 @@ class SiteDirectory:
 
     async def snapshot(self, *, wanted: Sequence[str] = ()) -> dict[str, Site]:
         """The current key -> Site map; refreshed when stale or a wanted key is missing."""
+        found = self.fresh(wanted)
+        if found is not None:
+            return found
         age = self._clock() - self._loaded_at
         if age > self._ttl:
             await self._refresh_or_keep(self._ttl)
