@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -289,8 +288,12 @@ def rate_limit(
     limits, limiter = services.limits, services.limits.ip
     try:
         limiter.take(client_key(ip), len(beacons))
-        for site_key, count in Counter(b.site for b in beacons if b.site in sites).items():
-            limiter = limits.site
+        per_site: dict[str, int] = {}  # (a Counter costs a per-request generator and ~3 µs)
+        for beacon in beacons:
+            if beacon.site in sites:
+                per_site[beacon.site] = per_site.get(beacon.site, 0) + 1
+        limiter = limits.site
+        for site_key, count in per_site.items():
             limiter.take(site_key, count)
     except TooManyRequests:
         services.metrics.rate_limited[limiter.scope] += 1
