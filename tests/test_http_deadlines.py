@@ -2,11 +2,13 @@
 
 A request left half-read — head or body — is cut off when its deadline passes; a request
 that arrives whole (the hot path) or in quick parts is answered, and the connection then
-serves the next one.
+serves the next one. Between requests, the idle (keep-alive) deadline holds whatever
+bytes that begin no request (bare CRLFs) a client drips.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from tests.servers import free_port
 
 SERVER = """
 import sys, uvicorn, tracker.http as h
+keep_alive = float(sys.argv[2]) if len(sys.argv) > 2 else 5
 h.HEAD_TIMEOUT = h.BODY_TIMEOUT = 0.5
 async def app(scope, receive, send):
     if scope["type"] != "http":
@@ -28,15 +31,25 @@ async def app(scope, receive, send):
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 uvicorn.run(app, port=int(sys.argv[1]), http=h.BoundedHttpToolsProtocol, log_level="error",
-            lifespan="off")
+            lifespan="off", timeout_keep_alive=keep_alive)
 """
 HEAD = b"POST /collect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
 
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
+    yield from serve()
+
+
+@pytest.fixture(scope="module")
+def short_idle_port() -> Iterator[int]:
+    """A server whose idle (keep-alive) deadline is 1 s."""
+    yield from serve("1")
+
+
+def serve(*args: str) -> Iterator[int]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), *args])
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -80,3 +93,43 @@ def test_whole_and_quickly_split_requests_are_answered_on_one_connection(port: i
             assert sock.recv(1024).startswith(b"HTTP/1.1 204")
         # Answered and idle, the connection is not cut by a leftover request deadline.
         assert not closed_within(sock, 1)
+
+
+def answered(sock: socket.socket) -> bool:
+    sock.sendall(HEAD + b"\r\n{}")
+    return sock.recv(1024).startswith(b"HTTP/1.1 204")
+
+
+def test_crlf_dripped_after_a_request_does_not_hold_the_connection(short_idle_port: int) -> None:
+    # The keep-alive slowloris: one whole request, then a bare CRLF (which llhttp skips
+    # and which begins no request) every 0.2 s on each of 20 connections.
+    socks = [socket.create_connection(("127.0.0.1", short_idle_port)) for _ in range(20)]
+    try:
+        for sock in socks:
+            sock.settimeout(3)
+            assert answered(sock)
+        started, open_ = time.monotonic(), list(socks)
+        while open_ and time.monotonic() - started < 4:
+            for sock in open_:
+                sock.sendall(b"\r\n")
+            readable, _, _ = select.select(open_, [], [], 0.2)
+            open_ = [s for s in open_ if s not in readable or s.recv(1024) != b""]
+        assert not open_, f"{len(open_)} of 20 connections still open after 4 s"
+        assert time.monotonic() - started < 2.5  # the 1 s idle deadline, plus slack
+    finally:
+        for sock in socks:
+            sock.close()
+    with socket.create_connection(("127.0.0.1", short_idle_port), timeout=3) as sock:
+        assert answered(sock)
+
+
+@pytest.mark.parametrize("lead", [b"", b"\r\n\r\n"], ids=["plain", "after-crlf"])
+def test_a_later_request_left_half_read_is_cut_off(short_idle_port: int, lead: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", short_idle_port)) as sock:
+        sock.settimeout(3)
+        assert answered(sock)
+        assert answered(sock)
+        sock.sendall(lead + b"POST /coll")
+        started = time.monotonic()
+        assert closed_within(sock, 3)
+        assert time.monotonic() - started < 2

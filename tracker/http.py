@@ -10,7 +10,11 @@ client that stops half-way, so a public endpoint needs:
   of the previous response), the body within ``BODY_TIMEOUT`` of the head, else the
   connection is closed — a slowloris cannot hold connections (file descriptors) open.
   A deadline is set only when a read ends with a request incomplete: a beacon arrives
-  whole in one read, so the hot path pays for no timer.
+  whole in one read, so the hot path pays for no timer;
+* an idle deadline between requests: uvicorn's keep-alive timer (``timeout_keep_alive``)
+  is cancelled when a next request *begins*, not by any byte — llhttp skips bare CRLFs
+  between requests, so a client dripping ``\r\n`` would otherwise hold an idle
+  connection forever.
 
 Served by passing this class as ``uvicorn.run(http=...)``.
 """
@@ -55,7 +59,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own method, with one more outcome: a head over the limits gets 431.
-        self._unset_keepalive_if_required()
+        # Unlike uvicorn, bytes alone do not cancel the idle (keep-alive) timer: only a
+        # request that begins does (on_message_begin).
         try:
             self.parser.feed_data(data)
             if self._phase is not None and self._armed != self._phase:
@@ -73,6 +78,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.send_400_response("Upgrades are not supported.")
 
     def on_message_begin(self) -> None:
+        self._unset_keepalive_if_required()  # from here the head deadline bounds the wait
         super().on_message_begin()
         self._head_bytes = 0
         self._phase = HEAD_TIMEOUT
@@ -95,6 +101,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._phase = None
         self._disarm()
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._phase is not None:
+            # A next request is already arriving (pipelined): its own deadline bounds
+            # it, and the idle timer uvicorn has just set must not cut it off.
+            self._unset_keepalive_if_required()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
