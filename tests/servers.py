@@ -21,6 +21,7 @@ import httpx
 
 from privacy.keys import init_key_file
 from tracker.storage import Store, open_store
+from tracker.storage.keystore import KeyStore, open_keystore
 from tracker.storage.records import Event
 
 T = TypeVar("T")
@@ -42,11 +43,14 @@ def base_env(
     *,
     keys_dir: Path | None = None,
     keystore_url: str | None = None,
+    create: bool = True,
     **extra: str,
 ) -> dict[str, str]:
     """Environment for a deployment whose database is ``database_url``; its keys (a key
     file and, unless ``keystore_url`` names one, a SQLite key store) go to a ``keys``
-    folder beside a SQLite database (or ``keys_dir``), created on first use."""
+    folder beside a SQLite database (or ``keys_dir``), created on first use. With
+    ``create`` the SQLite files are made (as ``ashiato migrate`` would), since other
+    commands refuse a database file that does not exist."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASHIATO_")}
     keys = keys_dir or Path(database_url.removeprefix("sqlite:///")).parent / "keys"
     key_file = keys / "master.key"
@@ -58,7 +62,29 @@ def base_env(
         "ASHIATO_MASTER_KEY_FILE": str(key_file),
         "ASHIATO_KEYSTORE_URL": keystore_url or f"sqlite:///{keys / 'keystore.db'}",
     }
+    if create:
+        create_sqlite_files(env["ASHIATO_DATABASE_URL"], env["ASHIATO_KEYSTORE_URL"])
     return env | extra
+
+
+def create_sqlite_files(database_url: str, keystore_url: str) -> None:
+    """Migrate whichever of the two is a SQLite file (PostgreSQL ones need no creating)."""
+    databases: list[Store | KeyStore] = []
+    if database_url.startswith("sqlite:///"):
+        databases.append(open_store(database_url))
+    if keystore_url.startswith("sqlite:///"):
+        databases.append(open_keystore(keystore_url))
+
+    async def run() -> None:
+        for database in databases:
+            try:
+                await database.migrate()
+            finally:
+                await database.close()
+
+    if databases:
+        with ThreadPoolExecutor(1) as pool:  # Playwright's sync API may run a loop here
+            pool.submit(asyncio.run, run()).result()
 
 
 def run_cli(

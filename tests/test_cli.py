@@ -44,7 +44,9 @@ def test_bad_configuration_exits_1(tmp_path: Path) -> None:
 
 def test_unwritable_database_is_a_clear_failure(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    env = base_env(f"sqlite:///{tmp_path / 'file' / 'db'}", keys_dir=tmp_path / "keys")
+    env = base_env(
+        f"sqlite:///{tmp_path / 'file' / 'db'}", keys_dir=tmp_path / "keys", create=False
+    )
     result = run_cli(env, "migrate", check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

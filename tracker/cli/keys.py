@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from privacy import keys
-from tracker.cli.common import Progress, Subparsers, emit, json_flag, with_parts
+from tracker.cli.common import (
+    Progress,
+    Subparsers,
+    emit,
+    json_flag,
+    require_existing,
+    with_parts,
+)
 from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.storage.keystore import KeyStore, open_keystore
@@ -53,6 +60,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def _with_keystore(settings: Settings, work: Any) -> Any:
     import asyncio
+
+    require_existing(("ASHIATO_KEYSTORE_URL", settings.keystore_url))
 
     async def run() -> Any:
         keystore: KeyStore = open_keystore(settings.keystore_url)

@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         await parts.store.ping()
         await parts.keystore.ping()
 
-    with_parts(settings, check)
+    with_parts(settings, check, create=True)
     uvicorn.run(
         "tracker.app:app_from_env",
         factory=True,
@@ -80,7 +80,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             "keystore_version": await parts.keystore.schema_version(),
         }
 
-    result = with_parts(settings, work)
+    result = with_parts(settings, work, create=True)
     emit(args, result, f"database is at schema version {result['schema_version']}")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -111,8 +112,16 @@ class WriteThread:
         return _guard_sync(lambda: work(conn))
 
 
+def create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) unless it exists, before SQLite would
+    create it 0644; SQLite gives the -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _open(path: Path, *pragmas: str) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in (*_PRAGMAS, *pragmas):
         conn.execute(pragma)
@@ -155,7 +164,7 @@ class SQLiteDatabase:
         self._open_lock = asyncio.Lock()
 
     async def _connect(self, *pragmas: str) -> aiosqlite.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         for pragma in (*_PRAGMAS, *pragmas):
             await conn.execute(pragma)
