@@ -18,7 +18,6 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any
 from privacy import export as exports
 from privacy.audit import AuditLog
 from privacy.crypto import DataKeys
+from privacy.files import write_private
 from privacy.personal import PersonalData
 from tracker.errors import BadRequest, Conflict, NotFound
 from tracker.storage import Store
@@ -54,6 +54,23 @@ class Subject:
     links: tuple[Link, ...]
     whole_vids: tuple[str, ...]
     """Visitors that are nobody else's (all their data goes on erasure)."""
+
+    @property
+    def refs(self) -> list[str]:
+        """Every reference an earlier request about this person may be filed under: a
+        lead merged in since had its own, and a visitor had its own before it was
+        identified (an anonymous export of a browser also holds this person's history)."""
+        vids = [*(k.vid for k in self.links), *self.whole_vids]
+        return list(dict.fromkeys([self.ref, *(r.id for r in self.leads), *vids]))
+
+
+Deliver = Callable[[PrivacyRequest, dict[str, Any]], str | None]
+"""Hands an export's bundle over (writes it); returns the file written, if any. What it
+raises fails the request: an export counts as completed only once delivered."""
+
+
+def _keep(request: PrivacyRequest, bundle: dict[str, Any]) -> None:
+    """The caller delivers the bundle itself (an HTTP answer)."""
 
 
 def add_month(ms: int) -> int:
@@ -126,12 +143,27 @@ class DataSubjectRequests:
 
     # -- access --------------------------------------------------------------------------
     async def export(
-        self, subject: Subject, *, actor: str
+        self, subject: Subject, *, actor: str, deliver: Deliver = _keep
     ) -> tuple[PrivacyRequest, dict[str, Any]]:
+        """Build the bundle and ``deliver`` it; the request is marked completed (and the
+        export audited) only after delivery, and failed when building or delivery fails."""
         request = await self._open("export", subject)
-        bundle = await exports.bundle(self.store, self.personal, subject, request.id, self._ms())
+        try:
+            bundle = await exports.bundle(
+                self.store, self.personal, subject, request.id, self._ms()
+            )
+            path = deliver(request, bundle)
+        except Exception as exc:
+            await self.store.finish_request(
+                request.id, status="failed", at=self._ms(), detail={"error": _cause(exc)}
+            )
+            raise
         await self.store.finish_request(
-            request.id, status="completed", at=self._ms(), detail=exports.counts(bundle)
+            request.id,
+            status="completed",
+            at=self._ms(),
+            detail=exports.counts(bundle),
+            export_path=path,
         )
         await self.audit.record(actor, "privacy.export", subject.ref, {"request": request.id})
         return request, bundle
@@ -140,17 +172,15 @@ class DataSubjectRequests:
         self, subject: Subject, *, actor: str, fmt: str = "json"
     ) -> tuple[PrivacyRequest, Path]:
         """Write the export into the export directory (0600); erasure removes it later."""
-        request, bundle = await self.export(subject, actor=actor)
-        path = self.export_dir / f"{request.id}.{fmt}"
-        write_private(path, exports.render(bundle, fmt))
-        await self.store.finish_request(
-            request.id,
-            status="completed",
-            at=self._ms(),
-            detail=exports.counts(bundle),
-            export_path=str(path),
-        )
-        return request, path
+        self.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+        def deliver(request: PrivacyRequest, bundle: dict[str, Any]) -> str:
+            path = self.export_dir / f"{request.id}.{fmt}"
+            write_private(path, exports.render(bundle, fmt))
+            return str(path)
+
+        request, _ = await self.export(subject, actor=actor, deliver=deliver)
+        return request, self.export_dir / f"{request.id}.{fmt}"
 
     # -- erasure -------------------------------------------------------------------------
     async def erase(self, subject: Subject, *, actor: str) -> tuple[PrivacyRequest, ErasureCounts]:
@@ -163,7 +193,7 @@ class DataSubjectRequests:
             self._ms(),
         )
         counts = await self._apply(entry, subject.links)
-        await self._remove_exports(subject.ref)
+        await self._remove_exports(subject)
         detail = {
             "leads": counts.leads,
             "events": counts.events,
@@ -201,8 +231,8 @@ class DataSubjectRequests:
             )
         return len(redo)
 
-    async def _remove_exports(self, subject_ref: str) -> None:
-        earlier = await self.store.requests(subjects=[subject_ref])
+    async def _remove_exports(self, subject: Subject) -> None:
+        earlier = await self.store.requests(subjects=subject.refs)
         for req in earlier:
             if req.export_path:
                 with contextlib.suppress(FileNotFoundError):
@@ -218,9 +248,6 @@ class DataSubjectRequests:
         return request
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only, from the first byte."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+def _cause(exc: Exception) -> str:
+    """What went wrong, for the request's record: the kind only, no path, no data."""
+    return f"export not delivered: {exc.__class__.__name__}"

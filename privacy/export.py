@@ -103,7 +103,7 @@ async def bundle(
                 "due_at": p.due_at,
                 "completed_at": p.completed_at,
             }
-            for p in await store.requests(subjects=[subject.ref])
+            for p in await store.requests(subjects=subject.refs)
         ],
     }
 

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from privacy import export
 from privacy.audit import check_chain
-from privacy.dsr import write_private
+from privacy.files import OutputError, check_target, write_private
 from tracker.cli.common import Progress, Subparsers, emit, json_flag, with_parts
 from tracker.errors import BadRequest
 from tracker.settings import Settings
+from tracker.storage.records import PrivacyRequest
 from tracker.wiring import Parts
 
 
@@ -33,6 +35,9 @@ def register(commands: Subparsers) -> None:
         "-o",
         "--output",
         help="file to write (mode 0600); '-' for stdout; default: the export directory",
+    )
+    exp.add_argument(
+        "--force", action="store_true", help="replace FILE if it exists (never a link)"
     )
     exp.add_argument("--format", choices=("json", "csv"), default="json")
     json_flag(exp)
@@ -68,23 +73,39 @@ def _who(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    output = None if args.output in (None, "-") else Path(args.output)
+    if output is not None:  # refuse a bad target before a request is even opened
+        check_target(output, replace=args.force)
+
+    def deliver(request: PrivacyRequest, bundle: dict[str, Any]) -> None:
+        data = export.render(bundle, args.format)
+        if output is None:
+            _to_stdout(data)
+        else:
+            write_private(output, data, replace=args.force)
+
     async def work(parts: Parts) -> dict[str, Any]:
         subject = await parts.requests.find(**_who(args))
         if args.output is None:
             req, path = await parts.requests.export_to_dir(subject, actor="cli", fmt=args.format)
             return {"request": req.id, "path": str(path), "due_at": req.due_at}
-        req, bundle = await parts.requests.export(subject, actor="cli")
-        data = export.render(bundle, args.format)
-        if args.output == "-":
-            sys.stdout.buffer.write(data)
-        else:
-            write_private(Path(args.output), data)
+        req, bundle = await parts.requests.export(subject, actor="cli", deliver=deliver)
         return {"request": req.id, "path": args.output, "counts": export.counts(bundle)}
 
     result = with_parts(settings, work)
     if args.output != "-":
         emit(args, result, f"request {result['request']}: export written to {result['path']}")
     return 0
+
+
+def _to_stdout(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()  # a closed or full stdout fails the request
+    except OSError as exc:
+        # Python flushes stdout once more at exit: point it at /dev/null to end quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputError(f"cannot write the export to standard output: {exc.strerror}") from None
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
