@@ -119,9 +119,16 @@ async def _record_receipt(
 async def _forget(
     db: asyncpg.Connection, forget: Forget, rules: ConsentRules, states: States
 ) -> int:
-    """Erase the visitor's events and links; keep the receipts (proof) plus this one."""
-    erased = count_of(await db.execute("DELETE FROM events WHERE vid = $1", forget.vid))
-    await db.execute("DELETE FROM links WHERE vid = $1", forget.vid)
+    """Erase the visitor's anonymous events on the site that sent the forget: those no
+    link gives to a lead (a known person's data goes only through a privacy request, and
+    knowing a visitor id must not be enough to wipe it). Links stay; the receipts stay
+    (proof), plus this one."""
+    erased = count_of(await db.execute(
+        "DELETE FROM events WHERE vid = $1 AND site_id = $2 AND NOT EXISTS (SELECT 1 FROM"
+        " links k WHERE k.vid = events.vid AND events.at >= k.valid_from"
+        " AND events.at < COALESCE(k.ended_at, $3))",
+        forget.vid, forget.receipt.site_id, 2**62,
+    ))  # fmt: skip
     await _record_receipt(db, forget.receipt, rules, states)
     return erased
 

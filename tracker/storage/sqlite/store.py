@@ -111,9 +111,16 @@ def _forget(
     rules: ConsentRules,
     states: dict[tuple[int, str], ConsentState],
 ) -> int:
-    """Erase the visitor's events and links; keep the receipts (proof) plus this one."""
-    erased = db.execute("DELETE FROM events WHERE vid = ?", (forget.vid,)).rowcount
-    db.execute("DELETE FROM links WHERE vid = ?", (forget.vid,))
+    """Erase the visitor's anonymous events on the site that sent the forget: those no
+    link gives to a lead (a known person's data goes only through a privacy request, and
+    knowing a visitor id must not be enough to wipe it). Links stay; the receipts stay
+    (proof), plus this one."""
+    erased = db.execute(
+        "DELETE FROM events WHERE vid = ? AND site_id = ? AND NOT EXISTS (SELECT 1 FROM"
+        " links k WHERE k.vid = events.vid AND events.at >= k.valid_from"
+        " AND events.at < COALESCE(k.ended_at, ?))",
+        (forget.vid, forget.receipt.site_id, 2**62),
+    ).rowcount
     _record_receipt(db, forget.receipt, rules, states)
     return int(erased)
 
