@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
 from tracker.errors import AshiatoError, ConfigError, Conflict
-from tracker.storage.keystore import KeyStore, WrappedKey
+from tracker.storage.keystore import KeyStore, NotCurrentKek, WrappedKey
 
 log = logging.getLogger("ashiato.keys")
 
@@ -192,6 +192,12 @@ class Keyring:
     def generate(cls) -> Keyring:
         kek_id = new_key_id()
         return cls(kek_id, {kek_id: os.urandom(KEY_BYTES)}, os.urandom(32), os.urandom(32))
+
+    @property
+    def fingerprint(self) -> bytes:
+        """Names this master key without revealing it. Index and audit keys are never
+        rotated, so every version of one key file has the same fingerprint."""
+        return sign(self.audit_key, b"ashiato-keyring-fingerprint-v1" + self.index_key)
 
     def with_new_primary(self) -> Keyring:
         """A fresh KEK, made primary; the old ones stay until retired."""
@@ -370,6 +376,8 @@ class KeyringSource:
     def __init__(self, keyring: Keyring, *, path: Path | None = None) -> None:
         self.keyring = keyring
         self.path = path
+        self.pinned: bytes | None = None
+        """Once set (the key store's fingerprint): a re-read file must have it."""
         self._mtime = _mtime(path)
         self._checked = -float("inf")
 
@@ -396,13 +404,20 @@ class KeyringSource:
     def reload(self) -> Keyring:
         if self.path is not None:
             mtime = _mtime(self.path)
-            self.keyring = read_key_file(self.path)
+            keyring = read_key_file(self.path)
+            if self.pinned is not None and keyring.fingerprint != self.pinned:
+                # Another master key: its blind indexes and audit MACs would not match.
+                raise KeyConfigError(
+                    f"key file {self.path} now holds another master key; keeping the loaded one"
+                )
+            self.keyring = keyring
             self._mtime = mtime
         return self.keyring
 
-    def maybe_reload(self, now: float) -> bool:
-        """Re-read the file if it changed, checking at most every RELOAD_EVERY seconds."""
-        if self.path is None or 0 <= now - self._checked < RELOAD_EVERY:
+    def maybe_reload(self, now: float, *, force: bool = False) -> bool:
+        """Re-read the file if it changed, checking at most every RELOAD_EVERY seconds
+        (``force``: check now, when a KEK the key store names is not in memory)."""
+        if self.path is None or (not force and 0 <= now - self._checked < RELOAD_EVERY):
             return False
         self._checked = now
         if _mtime(self.path) == self._mtime:
@@ -435,9 +450,14 @@ class DataKey:
     key: bytes = field(repr=False)
 
 
-def wrap_key(keyring: Keyring, dek: DataKey, *, created_at: int) -> WrappedKey:
-    """``dek`` sealed by the primary KEK, bound to its own id (no swapping rows)."""
-    kek_id = keyring.primary
+def wrap_key(
+    keyring: Keyring, dek: DataKey, *, created_at: int, kek_id: str | None = None
+) -> WrappedKey:
+    """``dek`` sealed by the primary KEK (or ``kek_id``), bound to its own id (no
+    swapping rows)."""
+    kek_id = kek_id or keyring.primary
+    if kek_id not in keyring.keks:
+        raise KeyConfigError(f"KEK {kek_id} is not in the key file")
     wrapped = seal(keyring.keks[kek_id], kek_id, dek.key, _wrap_context(dek.id))
     return WrappedKey(id=dek.id, kek_id=kek_id, wrapped=wrapped, created_at=created_at)
 
@@ -483,6 +503,7 @@ class DataKeys:
         self._now = now
         self._new_id = new_id
         self._cache: OrderedDict[str, DataKey] = OrderedDict()
+        self._current: str | None = None  # the key store's current KEK, as last read
         self._destroyed = 0  # bumped by destroy(): a get that overlapped one caches nothing
 
     @property
@@ -490,18 +511,38 @@ class DataKeys:
         return len(self._cache)
 
     async def create(self) -> DataKey:
-        # Pick up a rotation, or new keys would keep going to the old KEK.
+        """A new data key, wrapped by the key store's current KEK: the key file's primary
+        may lag a rotation by RELOAD_EVERY seconds, and a key wrapped by a KEK that is
+        then retired would be lost (the key store refuses it: we re-read and retry)."""
         self.source.maybe_reload(self._now())
         for _ in range(5):  # 64-bit random ids: a conflict is all but impossible
             dek = DataKey(self._new_id(), os.urandom(KEY_BYTES))
-            record = wrap_key(self.source.keyring, dek, created_at=int(self._now() * 1000))
+            kek_id = await self._current_kek()
+            created_at = int(self._now() * 1000)
+            record = wrap_key(self.source.keyring, dek, created_at=created_at, kek_id=kek_id)
             try:
                 await self.keystore.put(record)
             except Conflict:
                 continue
+            except NotCurrentKek:
+                self._current = None  # rotated meanwhile
+                continue
             self._remember(dek)
             return dek
-        raise Conflict("could not find a free data key id")
+        raise Conflict("could not store a new data key; try again")
+
+    async def _current_kek(self) -> str:
+        if self._current is None:
+            state = await self.keystore.keyring_state()
+            self._current = state.primary_kek or self.source.keyring.primary
+        if self._current not in self.source.keyring.keks:
+            self.source.maybe_reload(self._now(), force=True)  # the rotation's new KEK
+        if self._current not in self.source.keyring.keks:
+            raise KeyConfigError(
+                f"the key store's current KEK {self._current} is not in the master key"
+                " (ASHIATO_MASTER_KEY_FILE): use the key file `ashiato keys rotate` wrote"
+            )
+        return self._current
 
     async def get(self, key_id: str) -> DataKey:
         """The key, or InvalidCiphertext if it is unknown, destroyed or corrupt."""
@@ -514,7 +555,7 @@ class DataKeys:
         if record is None:
             raise InvalidCiphertext
         if record.kek_id not in self.source.keyring.keks:
-            self.source.maybe_reload(self._now())  # rotated by the CLI meanwhile?
+            self.source.maybe_reload(self._now(), force=True)  # rotated meanwhile?
         dek = unwrap_key(self.source.keyring, record)
         if destroyed == self._destroyed:
             self._remember(dek)

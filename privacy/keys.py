@@ -26,7 +26,7 @@ from privacy.crypto import (
     write_key_file,
 )
 from tracker.errors import StorageError
-from tracker.storage.keystore import KeyStore, WrappedKey
+from tracker.storage.keystore import KeyringState, KeyStore, WrappedKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class KeyStatus:
     """Every KEK in the key file (0 when it wraps nothing) with its data key count."""
     missing: Mapping[str, int]
     """KEKs that wrap data keys but are not in the key file: those keys are unreadable."""
+    problem: str = ""
+    """Why this master key is not the key store's ('' when it is)."""
 
 
 def init_key_file(path: str | Path) -> Keyring:
@@ -74,11 +76,17 @@ async def rotate(
         keyring = read_key_file(path)
         counts = await keystore.count_by_kek()
         _check_known(keyring, counts)
+        _check_same(keyring, await keystore.keyring_state())
+        await keystore.claim_keyring(keyring.primary, keyring.fingerprint)
         generated = all(kek_id == keyring.primary for kek_id in counts)
         if generated:
             keyring = keyring.with_new_primary()
             write_key_file(path, keyring, replace=True)  # before any key depends on it
         source.keyring = keyring
+        # From here on servers wrap new keys only by the new KEK (those that have not
+        # re-read the file yet are refused and re-read it), so none lands under an old
+        # KEK after the loop below has moved them all: retiring one then is safe.
+        await keystore.set_current_kek(keyring.primary)
         left = sum(n for kek_id, n in counts.items() if kek_id != keyring.primary)
         done = await _rewrap_all(keyring, keystore, batch, left, progress)
         counts = await keystore.count_by_kek()
@@ -121,6 +129,13 @@ async def retire(
     with _locked(path):
         keyring = read_key_file(path)
         remaining = keyring.without(kek_id)  # refuses the primary and unknown ids
+        _check_same(keyring, await keystore.keyring_state())
+        state = await keystore.claim_keyring(keyring.primary, keyring.fingerprint)
+        if state.primary_kek == kek_id:
+            raise KeyConfigError(
+                f"KEK {kek_id} is still the key store's current KEK (running servers wrap "
+                "new data keys by it); run `ashiato keys rotate` to finish the rotation first"
+            )
         still = (await keystore.count_by_kek()).get(kek_id, 0)
         if still:
             raise KeyConfigError(
@@ -138,7 +153,52 @@ async def status(keyring: Keyring, keystore: KeyStore) -> KeyStatus:
         primary=keyring.primary,
         keys_per_kek={k: counts.get(k, 0) for k in keyring.keks},
         missing={k: n for k, n in counts.items() if k not in keyring.keks},
+        problem=mismatch(keyring, await keystore.keyring_state(), counts) or "",
     )
+
+
+def mismatch(keyring: Keyring, state: KeyringState, counts: Mapping[str, int]) -> str | None:
+    """Why ``keyring`` is not the master key of the key store in ``state`` (whose data keys
+    per KEK are ``counts``), or None. Started with another key, a server would show no
+    lead and make duplicates of known people: it must refuse instead."""
+    if state.fingerprint is not None and state.fingerprint != keyring.fingerprint:
+        return (
+            "this is another master key than the one this deployment's key store was made "
+            "with (its index and audit keys differ)"
+        )
+    missing = sorted(k for k in counts if k not in keyring.keks)
+    if missing:
+        return (
+            f"KEK(s) {', '.join(missing)} that wrap this deployment's data keys are not in "
+            "it (another master key, or a copy older than a rotation)"
+        )
+    if state.primary_kek is not None and state.primary_kek not in keyring.keks:
+        return (
+            f"the key store's current KEK {state.primary_kek} is not in it (a copy older "
+            "than the last `ashiato keys rotate`)"
+        )
+    return None
+
+
+async def check_master_key(source: KeyringSource, keystore: KeyStore, *, setting: str) -> None:
+    """Refuse a master key that is not the key store's (KeyConfigError naming ``setting``);
+    on first use record which one it is, and pin the source to it for later re-reads."""
+    keyring = source.keyring
+    problem = mismatch(keyring, await keystore.keyring_state(), await keystore.count_by_kek())
+    if problem is None:
+        state = await keystore.claim_keyring(keyring.primary, keyring.fingerprint)
+        problem = mismatch(keyring, state, {})  # another process claimed it first?
+    if problem is not None:
+        raise KeyConfigError(
+            f"wrong master key: {setting}: {problem}; `ashiato keys status` shows what is missing"
+        )
+    source.pinned = keyring.fingerprint
+
+
+def _check_same(keyring: Keyring, state: KeyringState) -> None:
+    problem = mismatch(keyring, state, {})
+    if problem is not None:
+        raise KeyConfigError(f"the key file: {problem}")
 
 
 def _check_known(keyring: Keyring, counts: Mapping[str, int]) -> None:

@@ -9,6 +9,7 @@ from identity.service import Identity
 from privacy.audit import AuditLog
 from privacy.crypto import DataKeys, KeyringSource
 from privacy.dsr import DataSubjectRequests
+from privacy.keys import check_master_key
 from privacy.personal import PersonalData
 from privacy.retention import Policy, Retention
 from privacy.vault import Vault
@@ -30,6 +31,15 @@ def keyring_source(settings: Settings) -> KeyringSource:
         dev_key_file=DEV_KEY_FILE,
         database_dir=database_dir,
     )
+
+
+def key_setting(settings: Settings) -> str:
+    """The setting the master key came from, for error messages (never its value)."""
+    if settings.master_key_file:
+        return f"ASHIATO_MASTER_KEY_FILE ({settings.master_key_file})"
+    if settings.master_key:
+        return "ASHIATO_MASTER_KEY"
+    return f"the development key file {DEV_KEY_FILE} (ASHIATO_DEV)"
 
 
 @dataclass(slots=True)
@@ -57,6 +67,12 @@ async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
     if migrate:
         await store.migrate()
         await keystore.migrate()
+    try:
+        await check_master_key(source, keystore, setting=key_setting(settings))
+    except BaseException:
+        await store.close()
+        await keystore.close()
+        raise
     keys = DataKeys(source, keystore)
     personal = PersonalData(keys, source)
     vault = Vault(store, keys)
@@ -67,7 +83,7 @@ async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
         return await vault.open("sites", "secret", str(site.id), site.secret)
 
     identity = Identity(store, personal, site_secret=site_secret)
-    audit = AuditLog(store, source)
+    audit = AuditLog(store, source, keystore)
     requests = DataSubjectRequests(
         store, keystore, keys, personal, audit, export_dir=Path(settings.export_dir)
     )

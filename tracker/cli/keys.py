@@ -142,13 +142,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     lines += [
         f"{k}: {n} data keys, KEY MISSING from the key file" for k, n in state.missing.items()
     ]
+    if state.problem:
+        lines.append(f"WRONG MASTER KEY: {state.problem}")
     emit(
         args,
         {
             "primary": state.primary,
             "keys_per_kek": dict(state.keys_per_kek),
             "missing": dict(state.missing),
+            "problem": state.problem,
         },
         "\n".join(lines),
     )
-    return 1 if state.missing else 0
+    return 1 if state.missing or state.problem else 0

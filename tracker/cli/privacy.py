@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from privacy import export
-from privacy.audit import check_chain
 from privacy.files import OutputError, check_target, write_private
 from tracker.cli.common import Progress, Subparsers, emit, json_flag, with_parts
 from tracker.errors import BadRequest
@@ -66,6 +65,12 @@ def register(commands: Subparsers) -> None:
     verify = asub.add_parser("verify", help="check the chain; report the first broken link")
     json_flag(verify)
     verify.set_defaults(run=cmd_audit_verify)
+    reanchor = asub.add_parser(
+        "reanchor", help="after restoring older data: record the loss, anchor the log anew"
+    )
+    reanchor.add_argument("--yes", action="store_true", help="yes, the data was restored")
+    json_flag(reanchor)
+    reanchor.set_defaults(run=cmd_audit_reanchor)
 
 
 def _who(args: argparse.Namespace) -> dict[str, str]:
@@ -180,11 +185,12 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     async def work(parts: Parts) -> Any:
-        return check_chain(await parts.audit.rows(), parts.keyring.keyring.audit_key)
+        return await parts.audit.verify()
 
     verdict = with_parts(settings, work)
     text = (
         f"audit log intact: {verdict.rows} rows"
+        + (f" ({verdict.unanchored} past the key store's anchor)" if verdict.unanchored else "")
         if verdict.intact
         else f"audit log BROKEN at row {verdict.broken_at}: {verdict.reason}"
     )
@@ -195,7 +201,24 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
             "intact": verdict.intact,
             "broken_at": verdict.broken_at,
             "reason": verdict.reason,
+            "unanchored": verdict.unanchored,
         },
         text,
     )
     return 0 if verdict.intact else 1
+
+
+def cmd_audit_reanchor(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        raise BadRequest(
+            "this accepts that the audit log lost the rows past its head (a restore of older"
+            " data): add --yes"
+        )
+
+    async def work(parts: Parts) -> Any:
+        return await parts.audit.reanchor("cli")
+
+    row = with_parts(settings, work)
+    emit(args, {"anchored": row.seq, "anchor_was": row.detail["anchor_was"]},
+         f"audit log anchored at row {row.seq} (it was at {row.detail['anchor_was']})")  # fmt: skip
+    return 0

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tracker.errors import ConfigError
+from tracker.errors import ConfigError, StorageError
 from tracker.storage.records import LedgerEntry
+
+
+class NotCurrentKek(StorageError):
+    """A data key wrapped by a KEK other than the key store's current one: not stored."""
+
+    def __init__(self, kek_id: str) -> None:
+        super().__init__(f"KEK {kek_id} is not the key store's current KEK")
+        self.kek_id = kek_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +35,24 @@ class WrappedKey:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyringState:
+    """What the key store knows of the master key it belongs to (None: not yet set)."""
+
+    primary_kek: str | None
+    """New data keys are stored only when wrapped by this KEK."""
+    fingerprint: bytes | None
+    """Which master key (a MAC under its index and audit keys, never the keys)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAnchor:
+    """The audit log's head (seq and MAC) as last recorded; seq 0: nothing yet."""
+
+    seq: int
+    mac: bytes
+
+
 class KeyStore(Protocol):
     async def migrate(self) -> list[int]: ...
 
@@ -37,7 +63,8 @@ class KeyStore(Protocol):
     async def ping(self) -> None: ...
 
     async def put(self, key: WrappedKey) -> None:
-        """Store a new key; raise ``Conflict`` when the id exists."""
+        """Store a new key; raise ``Conflict`` when the id exists and ``NotCurrentKek``
+        when ``key.kek_id`` is not the current KEK (checked in the same statement)."""
 
     async def get(self, key_id: str) -> WrappedKey | None: ...
 
@@ -52,6 +79,21 @@ class KeyStore(Protocol):
         ``old`` (a concurrent delete wins); return how many were replaced."""
 
     async def count_by_kek(self) -> dict[str, int]: ...
+
+    # -- the keyring state and the audit anchor (see migration 0003) ---------------------
+    async def keyring_state(self) -> KeyringState: ...
+
+    async def claim_keyring(self, primary_kek: str, fingerprint: bytes) -> KeyringState:
+        """Set whichever of the two is not set yet; return the state as it is then."""
+
+    async def set_current_kek(self, kek_id: str) -> None:
+        """Make ``kek_id`` current; once this returns, no key under another KEK is put
+        (puts that read the old state have committed: a rotation sees their keys)."""
+
+    async def audit_anchor(self) -> AuditAnchor: ...
+
+    async def move_audit_anchor(self, old: AuditAnchor, new: AuditAnchor) -> bool:
+        """Set ``new`` only where the anchor is still ``old``; True if it was set."""
 
     # -- the erasure ledger (kept here, apart from the data, so a restored data backup
     # cannot undo it) ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from tracker.errors import Conflict
-from tracker.storage.keystore import WrappedKey
+from tracker.storage.keystore import AuditAnchor, KeyringState, NotCurrentKek, WrappedKey
 from tracker.storage.postgres.database import PostgresDatabase, count_of
 from tracker.storage.records import LedgerEntry
 
@@ -35,13 +35,19 @@ class PostgresKeyStore(PostgresDatabase):
     migrations_folder = "postgres_keystore"
 
     async def put(self, key: WrappedKey) -> None:
+        # FOR SHARE: a rotation's set_current_kek waits for this insert to commit, and an
+        # insert that waited for it re-reads the row, so no key lands under a stale KEK
+        # after the rotation has looked for the keys it must re-wrap.
         try:
-            await self._execute(
-                f"INSERT INTO data_keys ({_COLUMNS}) VALUES ($1, $2, $3, $4)",
+            status = await self._execute(
+                f"INSERT INTO data_keys ({_COLUMNS}) SELECT $1, $2, $3, $4 FROM keyring_state"
+                " WHERE id = 1 AND (primary_kek IS NULL OR primary_kek = $2) FOR SHARE",
                 key.id, key.kek_id, key.wrapped, key.created_at,
             )  # fmt: skip
         except asyncpg.UniqueViolationError:
             raise Conflict("a data key with this id already exists") from None
+        if not count_of(status):
+            raise NotCurrentKek(key.kek_id)
 
     async def get(self, key_id: str) -> WrappedKey | None:
         rows = await self._read(f"SELECT {_COLUMNS} FROM data_keys WHERE id = $1", key_id)
@@ -80,6 +86,35 @@ class PostgresKeyStore(PostgresDatabase):
     async def count_by_kek(self) -> dict[str, int]:
         rows = await self._read("SELECT kek_id, COUNT(*) FROM data_keys GROUP BY kek_id")
         return {kek_id: int(count) for kek_id, count in rows}
+
+    async def keyring_state(self) -> KeyringState:
+        [(primary_kek, fingerprint)] = await self._read(
+            "SELECT primary_kek, fingerprint FROM keyring_state WHERE id = 1"
+        )
+        return KeyringState(primary_kek, None if fingerprint is None else bytes(fingerprint))
+
+    async def claim_keyring(self, primary_kek: str, fingerprint: bytes) -> KeyringState:
+        await self._execute(
+            "UPDATE keyring_state SET primary_kek = COALESCE(primary_kek, $1),"
+            " fingerprint = COALESCE(fingerprint, $2) WHERE id = 1",
+            primary_kek, fingerprint,
+        )  # fmt: skip
+        return await self.keyring_state()
+
+    async def set_current_kek(self, kek_id: str) -> None:
+        # The row lock waits for every put holding FOR SHARE on the old state.
+        await self._execute("UPDATE keyring_state SET primary_kek = $1 WHERE id = 1", kek_id)
+
+    async def audit_anchor(self) -> AuditAnchor:
+        [(seq, mac)] = await self._read("SELECT seq, mac FROM audit_anchor WHERE id = 1")
+        return AuditAnchor(int(seq), bytes(mac))
+
+    async def move_audit_anchor(self, old: AuditAnchor, new: AuditAnchor) -> bool:
+        status = await self._execute(
+            "UPDATE audit_anchor SET seq = $1, mac = $2 WHERE id = 1 AND seq = $3 AND mac = $4",
+            new.seq, new.mac, old.seq, old.mac,
+        )  # fmt: skip
+        return count_of(status) > 0
 
     async def record_erasure(
         self, request_id: str, lead_ids: Sequence[str], vids: Sequence[str],

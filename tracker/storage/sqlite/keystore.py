@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracker.errors import Conflict
-from tracker.storage.keystore import WrappedKey
+from tracker.storage.keystore import AuditAnchor, KeyringState, NotCurrentKek, WrappedKey
 from tracker.storage.records import LedgerEntry
 from tracker.storage.sqlite.database import SQLiteDatabase
 
@@ -32,16 +32,21 @@ class SQLiteKeyStore(SQLiteDatabase):
     migrations_folder = "keystore"
 
     async def put(self, key: WrappedKey) -> None:
-        row = (key.id, key.kek_id, key.wrapped, key.created_at)
+        row = (key.id, key.kek_id, key.wrapped, key.created_at, key.kek_id)
         try:
-            await self._write(
-                lambda db: db.execute(
-                    f"INSERT INTO data_keys ({_COLUMNS}) VALUES (?, ?, ?, ?)",
-                    row,
+            stored = await self._write(
+                lambda db: (
+                    db.execute(
+                        f"INSERT INTO data_keys ({_COLUMNS}) SELECT ?, ?, ?, ? FROM keyring_state"
+                        " WHERE id = 1 AND (primary_kek IS NULL OR primary_kek = ?)",
+                        row,
+                    ).rowcount
                 )
             )
         except sqlite3.IntegrityError:
             raise Conflict("a data key with this id already exists") from None
+        if not stored:
+            raise NotCurrentKek(key.kek_id)
 
     async def get(self, key_id: str) -> WrappedKey | None:
         rows = await self._read(
@@ -87,6 +92,45 @@ class SQLiteKeyStore(SQLiteDatabase):
     async def count_by_kek(self) -> dict[str, int]:
         rows = await self._read("SELECT kek_id, COUNT(*) FROM data_keys GROUP BY kek_id")
         return {kek_id: int(count) for kek_id, count in rows}
+
+    async def keyring_state(self) -> KeyringState:
+        [(primary_kek, fingerprint)] = await self._read(
+            "SELECT primary_kek, fingerprint FROM keyring_state WHERE id = 1"
+        )
+        return KeyringState(primary_kek, None if fingerprint is None else bytes(fingerprint))
+
+    async def claim_keyring(self, primary_kek: str, fingerprint: bytes) -> KeyringState:
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE keyring_state SET primary_kek = COALESCE(primary_kek, ?),"
+                " fingerprint = COALESCE(fingerprint, ?) WHERE id = 1",
+                (primary_kek, fingerprint),
+            )
+        )
+        return await self.keyring_state()
+
+    async def set_current_kek(self, kek_id: str) -> None:
+        # One writer: a put that read the old state has committed before this runs.
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE keyring_state SET primary_kek = ? WHERE id = 1", (kek_id,)
+            )
+        )
+
+    async def audit_anchor(self) -> AuditAnchor:
+        [(seq, mac)] = await self._read("SELECT seq, mac FROM audit_anchor WHERE id = 1")
+        return AuditAnchor(int(seq), bytes(mac))
+
+    async def move_audit_anchor(self, old: AuditAnchor, new: AuditAnchor) -> bool:
+        moved = await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE audit_anchor SET seq = ?, mac = ? WHERE id = 1 AND seq = ? AND mac = ?",
+                    (new.seq, new.mac, old.seq, old.mac),
+                ).rowcount
+            )
+        )
+        return moved > 0
 
     async def record_erasure(
         self, request_id: str, lead_ids: Sequence[str], vids: Sequence[str],
