@@ -119,6 +119,9 @@ async def start(settings: Settings) -> Services:
     webhooks = Deliverer(parts.store, parts.vault, parts.personal,
                          retry_base=settings.webhook_retry_seconds)  # fmt: skip
     webhooks.start()
+    unanchored = await parts.audit.catch_up()
+    if unanchored:
+        log.warning("audit rows anchored at start", extra={"rows": unanchored})
     reapplied = await parts.requests.reapply()
     if reapplied:
         log.warning("erasure ledger re-applied", extra={"entries": reapplied})

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from privacy.keys import mismatch
 from tracker import api, collect, demo
 from tracker.errors import StorageError
 from tracker.services import Services
+
+log = logging.getLogger("ashiato.app")
 
 
 async def tag(request: Request) -> Response:
@@ -28,9 +33,23 @@ async def readyz(request: Request) -> Response:
             await part.ping()
         except StorageError:
             checks[name] = "unreachable"
+    if checks["keystore"] == "ok" and await _wrong_master_key(services):
+        checks["keys"] = "wrong master key (ASHIATO_MASTER_KEY_FILE): see the server log"
     ready = all(v in ("ok", "loaded") for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
                         200 if ready else 503)  # fmt: skip
+
+
+async def _wrong_master_key(services: Services) -> bool:
+    """The cheap check (one row): the full one, per KEK, ran at start."""
+    try:
+        state = await services.keystore.keyring_state()
+    except StorageError:
+        return False  # reported as unreachable by the next ping
+    problem = mismatch(services.parts.keyring.keyring, state, {})
+    if problem is not None:
+        log.error("not ready: wrong master key: %s", problem)
+    return problem is not None
 
 
 async def metrics(request: Request) -> Response:
