@@ -3,23 +3,34 @@
 Three ways in, one rule set: the tag (a form or ``ashiato('identify')``, evidence
 ``form``), a signed token rendered by the site's backend (``signed``), and the server
 API (``api``). All need the visitor's ``marketing`` consent; a site may accept only
-signed or API identification.
+signed or API identification. Only signed and API identifications may rewrite a known
+lead; an unsigned one fills empty traits at most and is kept as its own record
+(``identity.claims``). Change times are the server's clock, never the event's.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from identity import stitching
+from identity import claims, stitching
 from identity.tokens import verify_token
 from privacy import consent
 from privacy.crypto import InvalidCiphertext
 from privacy.personal import Person, PersonalData, link_ref, person_from_traits
 from tracker.storage import Store
-from tracker.storage.records import Event, LeadRow, LinkOutcome, LinkRequest, Site
+from tracker.storage.records import (
+    Event,
+    LeadRow,
+    LinkOutcome,
+    LinkRequest,
+    Site,
+    Submission,
+)
 
 DROP_UNSIGNED = "unsigned_identify"
 DROP_NO_MARKETING = "no_marketing_consent"
@@ -67,8 +78,9 @@ class Identity:
                 return DROP_UNSIGNED
             evidence = "signed"
         return await self.identify(
-            site, event.vid, traits, evidence=evidence, at=event.at, full_ip=full_ip
-        )
+            site, event.vid, traits, evidence=evidence, at=event.at, full_ip=full_ip,
+            form=event.name,
+        )  # fmt: skip
 
     async def identify(
         self,
@@ -79,40 +91,70 @@ class Identity:
         evidence: str,
         at: int,
         full_ip: str | None = None,
+        form: str | None = None,
     ) -> Identified | str:
+        """``at``: the identification's event time (where the link begins); the lead's
+        change times come from the server's clock (``now``)."""
         state = await self.store.consent_state(site.id, vid)
         if not consent.allows_marketing(site.consent_mode, state):
             return DROP_NO_MARKETING
-        person = person_from_traits(traits)
-        lead, created = await self._lead_for(person, at)
+        person, now = person_from_traits(traits), int(self._now() * 1000)
+        lead, created, filled = await self._lead_for(person, evidence, now)
+        if not claims.is_trusted(evidence):
+            draft = Submission("sb_" + secrets.token_hex(12), lead.id, vid, site.id, form, at, b"")
+            await self._keep_claim(lead, draft, claims.record(traits, filled))
         ip = await self.personal.seal_ip(lead, link_ref(vid, at), full_ip)
         touch = await self._touch(vid, lead, at)
-        request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, touch)
+        request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, touch, changed_at=now)
         outcome = await self.store.link_visitor(request, stitching.Rules())
         return Identified(lead, created, outcome)
 
-    async def _lead_for(self, person: Person, at: int) -> tuple[LeadRow, bool]:
+    async def _lead_for(
+        self, person: Person, evidence: str, now: int
+    ) -> tuple[LeadRow, bool, list[str]]:
+        """The lead, whether this created it, and the traits this identification set."""
         existing = await self.store.lead_by_index(self.personal.email_index(person.email))
         if existing is None:
-            draft = await self.personal.new_lead(person, now=at)
+            draft = await self.personal.new_lead(person, now=now)
             lead, created = await self.store.create_lead(draft)
             if not created:  # another collector created it first: use theirs
                 await self.personal.destroy(draft)
             else:
-                return lead, True
+                return lead, True, claims.changed(Person(email=person.email), person)
             existing = lead
-        await self._update(existing, person, at)
-        return existing, False
+        return existing, False, await self._update(existing, person, evidence, now)
 
-    async def _update(self, lead: LeadRow, person: Person, at: int) -> None:
+    async def _update(self, lead: LeadRow, person: Person, evidence: str, now: int) -> list[str]:
+        """Apply the claim as ``identity.claims`` allows. An untrusted fill is written only
+        if the traits are still as read (compare-and-set), so it never overwrites a value
+        written meanwhile; after such a race it is worked out again from the new values."""
+        for _ in range(3):
+            try:
+                current = await self.personal.read(lead)
+            except InvalidCiphertext:
+                return []  # an erased lead's leftovers: never resurrect data into it
+            wanted = claims.apply(current, _traits(person), evidence=evidence)
+            columns = await self.personal.changed_columns(lead, wanted)
+            if not columns:
+                return []
+            expected = (
+                None if claims.is_trusted(evidence) else {c: getattr(lead, c) for c in columns}
+            )
+            if await self.store.update_lead_fields(lead.id, columns, now, expected=expected):
+                return claims.changed(current, wanted)
+            fresh = await self.store.lead(lead.id)
+            if fresh is None:
+                return []
+            lead = fresh
+        return []
+
+    async def _keep_claim(self, lead: LeadRow, draft: Submission, claim: dict[str, Any]) -> None:
+        """The unsigned submission's own record, sealed under the lead's data key."""
         try:
-            current = await self.personal.read(lead)
+            sealed = await self.personal.seal_claim(lead, draft.id, claim)
         except InvalidCiphertext:
-            return  # an erased lead's leftovers: never resurrect data into it
-        merged = current.merged_with({k: v for k, v in _traits(person).items() if v})
-        columns = await self.personal.changed_columns(lead, merged)
-        if columns:
-            await self.store.update_lead_fields(lead.id, columns, at)
+            return  # an erased lead's leftovers: nothing is kept about them
+        await self.store.add_submission(dataclasses.replace(draft, claim=sealed))
 
     async def _touch(self, vid: str, lead: LeadRow, at: int) -> dict[str, Any] | None:
         """Campaign data of the visitor's first visit and of its latest session, counting

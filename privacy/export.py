@@ -15,7 +15,7 @@ import orjson
 from privacy.crypto import InvalidCiphertext
 from privacy.personal import PersonalData, link_ref
 from tracker.storage import Store
-from tracker.storage.records import Event, Link
+from tracker.storage.records import Event, Link, Submission
 
 if TYPE_CHECKING:
     from privacy.dsr import Subject
@@ -56,7 +56,7 @@ async def bundle(
         "leads": [await _lead(personal, row) for row in subject.leads],
         "visitors": vids,
         "events": [_event(e, sites) for e in events],
-        "form_submissions": [_event(e, sites) for e in events if e.type == "identify"],
+        "form_submissions": await _form_submissions(store, personal, subject, events, sites),
         "consent_receipts": [
             {
                 "consent_id": r.id,
@@ -143,6 +143,51 @@ async def _link(
         "covers_from": link.valid_from,
         "ended_at": link.ended_at,
         "ip": ip,
+    }
+
+
+async def _form_submissions(
+    store: Store, personal: PersonalData, subject: Subject, events: list[Event],
+    sites: dict[int, str],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Each identify event, with what an unsigned one claimed (its submission record:
+    kept apart from the lead, which such a claim may not rewrite); a record whose event
+    is gone (retention) is listed on its own."""
+    lead_ids = [r.id for r in subject.leads]
+    records = await store.submissions_of(lead_ids) if lead_ids else []
+    opened = {
+        (sub.vid, sub.at): submission_view(sub, claim, sites)
+        for sub, claim in await personal.open_submissions(subject.leads, records)
+    }
+    out = []
+    for e in events:
+        if e.type == "identify":
+            out.append(_event(e, sites) | _claim_part(opened.pop((e.vid, e.at), None)))
+    return out + list(opened.values())
+
+
+def _claim_part(view: dict[str, Any] | None) -> dict[str, Any]:
+    if view is None:
+        return {"submission": None}
+    return {k: view[k] for k in ("submission", "lead", "evidence", "traits", "filled")}
+
+
+def submission_view(
+    sub: Submission, claim: dict[str, Any] | None, sites: dict[int, str]
+) -> dict[str, Any]:
+    """A submission record as the timeline and the export show it (decrypted)."""
+    return {
+        "kind": "submission",
+        "at": sub.at,
+        "submission": sub.id,
+        "lead": sub.lead_id,
+        "visitor": sub.vid,
+        "site": sites.get(sub.site_id),
+        "form": sub.form,
+        "evidence": "form",
+        "traits": claim["traits"] if claim else None,
+        "filled": claim["filled"] if claim else None,
+        "unreadable": claim is None,
     }
 
 

@@ -10,6 +10,7 @@ readable. Destroying the lead's data key makes every copy of its ciphertexts noi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +19,14 @@ import orjson
 from privacy.crypto import (
     DataKey,
     DataKeys,
+    InvalidCiphertext,
     KeyringSource,
     blind_index,
     normalise_email,
     open_field,
     seal_field,
 )
-from tracker.storage.records import LeadRow
+from tracker.storage.records import LeadRow, Submission
 
 CORE_FIELDS = ("name", "company", "phone")
 """Traits with their own column; any other trait goes into the sealed ``fields`` JSON."""
@@ -57,6 +59,21 @@ class Person:
             name=traits.get("name") or self.name,
             company=traits.get("company") or self.company,
             phone=traits.get("phone") or self.phone,
+            fields={**self.fields, **extra},
+        )
+
+    def filled_with(self, traits: dict[str, str]) -> Person:
+        """Only the traits still empty take the new non-empty values (an unsigned claim)."""
+        extra = {
+            k: v
+            for k, v in traits.items()
+            if v and k != "email" and k not in CORE_FIELDS and k not in self.fields
+        }
+        return Person(
+            email=self.email,
+            name=self.name or traits.get("name") or None,
+            company=self.company or traits.get("company") or None,
+            phone=self.phone or traits.get("phone") or None,
             fields={**self.fields, **extra},
         )
 
@@ -127,6 +144,34 @@ class PersonalData:
             for c in (*CORE_FIELDS, "fields")
             if getattr(current, c) != getattr(person, c)
         }
+
+    async def seal_claim(self, lead: LeadRow, submission_id: str, claim: dict[str, Any]) -> bytes:
+        """A submission record's content, under the lead's data key (it is personal data)."""
+        dk = await self.keys.get(lead.key_id)
+        return seal_field(dk, "submissions", "claim", submission_id, orjson.dumps(claim).decode())
+
+    async def open_claim(self, lead: LeadRow, submission_id: str, blob: bytes) -> dict[str, Any]:
+        dk = await self.keys.get(lead.key_id)
+        claim: dict[str, Any] = orjson.loads(
+            open_field(dk, "submissions", "claim", submission_id, blob)
+        )
+        return claim
+
+    async def open_submissions(
+        self, leads: Sequence[LeadRow], submissions: Sequence[Submission]
+    ) -> list[tuple[Submission, dict[str, Any] | None]]:
+        """Each record with its claim opened (None: its lead's key is gone or not given)."""
+        by_id = {lead.id: lead for lead in leads}
+        opened: list[tuple[Submission, dict[str, Any] | None]] = []
+        for sub in submissions:
+            lead, claim = by_id.get(sub.lead_id), None
+            if lead is not None:
+                try:
+                    claim = await self.open_claim(lead, sub.id, sub.claim)
+                except InvalidCiphertext:
+                    claim = None
+            opened.append((sub, claim))
+        return opened
 
     async def seal_ip(self, lead: LeadRow, link_ref: str, ip: str | None) -> bytes | None:
         if not ip:

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from identity.service import Identity
 from privacy.consent import Rules
 from privacy.retention import DAY_MS
 from tests.conftest import Deployment, make_deployment
@@ -64,7 +65,11 @@ async def seed(dep: Deployment, now: int) -> dict[str, str]:
         ],
         rules,
     )
-    result = await parts.identity.identify(
+    # Identified back then: change times come from the identity service's clock.
+    back_then = Identity(
+        parts.store, parts.personal, site_secret=lambda site: None, now=lambda: ancient / 1000
+    )
+    result = await back_then.identify(
         site, sleeper, {"email": "sleeper@example.jp"}, evidence="api", at=ancient
     )
     await parts.close()

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from privacy import consent
+from privacy.export import submission_view
 from tracker.api.auth import require
 from tracker.api.common import (
     LEAD_ID,
@@ -133,9 +134,21 @@ async def timeline(request: Request) -> Response:
     items += [item for m in await services.store.merges_of(family) for item in merge_items(m)]
     receipts = await services.store.consent_receipts_of([link.vid for link in links])
     items += [receipt_item(r, keys) for r in receipts if _covered(r, links)]
+    items += await _submission_items(services, family, keys)
     items.sort(key=lambda item: (item["at"], _KIND_ORDER.get(item["kind"], 9)))
     await audit_read(services, key, "lead.timeline", lead.id, events=len(events))
     return json_response({"lead": lead.id, "items": items, "truncated": len(events) >= limit})
+
+
+async def _submission_items(
+    services: Services, family: list[str], keys: dict[int, str]
+) -> list[dict[str, Any]]:
+    """What each unsigned form submission claimed: kept beside the lead, not over it."""
+    records = await services.store.submissions_of(family)
+    owners = {sub.lead_id for sub in records}
+    leads = [row for lead_id in owners if (row := await services.store.lead(lead_id))]
+    opened = await services.personal.open_submissions(leads, records)
+    return [submission_view(sub, claim, keys) for sub, claim in opened]
 
 
 def _covered(receipt: ConsentReceipt, links: list[Link]) -> bool:
@@ -146,7 +159,8 @@ def _covered(receipt: ConsentReceipt, links: list[Link]) -> bool:
     )
 
 
-_KIND_ORDER = {"consent": 0, "event": 1, "identified": 2, "merge": 3, "unmerge": 4}
+_KIND_ORDER = {"consent": 0, "event": 1, "submission": 2, "identified": 3, "merge": 4,
+               "unmerge": 5}  # fmt: skip
 
 
 def merge_items(merge: Merge) -> list[dict[str, Any]]:

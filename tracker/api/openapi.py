@@ -121,7 +121,8 @@ PATHS: dict[str, Any] = {
         parameters=[_path("lead_id", _LEAD_ID)],
     )},
     "/api/v1/leads/{lead_id}/timeline": {"get": _operation(
-        "Every event of every linked visitor, identifications, merges and consent, in order",
+        "Every event of every linked visitor, identifications, form submission records, merges"
+        " and consent, in order",
         "read", {"200": _ok("the timeline"), "404": _error("no such lead")},
         parameters=[_path("lead_id", _LEAD_ID),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 50000},

@@ -35,6 +35,7 @@ from tracker.storage.records import (
     Site,
     SiteSettings,
     StitchRules,
+    Submission,
     Webhook,
     WriteItem,
     WriteResult,
@@ -98,8 +99,20 @@ class Store(Protocol):
         """Insert unless the email index exists; return (the lead that has it, created?)."""
 
     async def update_lead_fields(
-        self, lead_id: str, columns: dict[str, bytes | None], at: int
-    ) -> None: ...
+        self,
+        lead_id: str,
+        columns: dict[str, bytes | None],
+        at: int,
+        *,
+        expected: dict[str, bytes | None] | None = None,
+    ) -> bool:
+        """Set the sealed columns; ``updated_at`` becomes ``at`` unless it is later already.
+        With ``expected``: only if each named column still holds that value (else False)."""
+
+    async def add_submission(self, submission: Submission) -> None: ...
+
+    async def submissions_of(self, lead_ids: Sequence[str]) -> list[Submission]:
+        """The leads' submission records, oldest first."""
 
     async def lead(self, lead_id: str) -> LeadRow | None: ...
 

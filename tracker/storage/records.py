@@ -189,6 +189,10 @@ class LinkRequest:
     ip: bytes | None
     touch: dict[str, Any] | None
     """Campaign data of this visitor's first and latest visit, to fold into the lead."""
+    changed_at: int | None = None
+    """The server's clock now: the lead's change time (``updated_at``, the change feed).
+    ``at`` (the identification's event time) may lie in the past; a change time must not,
+    or ``updated_since`` would miss it. ``at`` when None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,23 @@ class LinkOutcome:
 class StitchRules(Protocol):
     def decide(self, current: Link | None, current_root: str | None, new_root: str) -> str:
         """``keep``, ``first`` or ``switch`` (see ``identity.stitching``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What one unsigned identification (a form) claimed about a known lead, kept as its
+    own record instead of rewriting the lead (``identity.claims``)."""
+
+    id: str
+    lead_id: str
+    vid: str
+    site_id: int
+    form: str | None
+    """The form's id, as the tag sent it (the identify event's name)."""
+    at: int
+    """The identify event's time."""
+    claim: bytes
+    """Sealed JSON under the lead's data key: the traits sent and which ones filled."""
 
 
 @dataclass(frozen=True, slots=True)

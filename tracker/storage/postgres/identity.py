@@ -98,9 +98,10 @@ async def _link_visitor(
     current_root = await resolve(db, current.lead_id) if current else None
     new_root = await resolve(db, req.lead_id)
     action = rules.decide(current, current_root, new_root)
+    changed_at = req.at if req.changed_at is None else req.changed_at
     if action == "keep":
         assert current is not None
-        await _fold_touch(db, new_root, req.touch, req.at)
+        await _fold_touch(db, new_root, req.touch, changed_at)
         return LinkOutcome("kept", current)
     ended = None
     if current is not None:
@@ -114,9 +115,9 @@ async def _link_visitor(
     )  # fmt: skip
     link = Link(link_id, req.vid, req.lead_id, req.site_id, req.evidence, req.at, valid_from,
                 None, req.ip)  # fmt: skip
-    await _fold_touch(db, new_root, req.touch, req.at)
-    await bump(db, new_root, req.at)
-    await record_change(db, new_root, "identified", req.at, {
+    await _fold_touch(db, new_root, req.touch, changed_at)
+    await bump(db, new_root, changed_at)
+    await record_change(db, new_root, "identified", changed_at, {
         "lead": new_root, "visitor": req.vid, "site_id": req.site_id,
         "evidence": req.evidence, "link": link_id,
     })  # fmt: skip
@@ -127,6 +128,7 @@ async def _fold_touch(
     db: asyncpg.Connection, lead_id: str, touch: dict[str, Any] | None, at: int
 ) -> None:
     """First touch: the earliest visit seen for the lead; last touch: the latest.
+    ``at`` is the change time (the server's clock): ``updated_at`` never goes back.
 
     ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: the link just inserted holds a KEY SHARE
     lock on the lead (its foreign key), and so may another collector's link to the same
@@ -143,7 +145,8 @@ async def _fold_touch(
     if new_last and (not last or new_last.get("at", 0) >= last.get("at", 0)):
         last = new_last
     await db.execute(
-        "UPDATE leads SET first_touch = $1, last_touch = $2, updated_at = $3 WHERE id = $4",
+        "UPDATE leads SET first_touch = $1, last_touch = $2,"
+        " updated_at = GREATEST(updated_at, $3) WHERE id = $4",
         to_json(first or None), to_json(last or None), at, lead_id,
     )  # fmt: skip
 
@@ -184,25 +187,6 @@ class IdentityTables(PostgresDatabase):
             return lead, True
 
         return await self._transaction(insert)
-
-    async def update_lead_fields(
-        self, lead_id: str, columns: dict[str, bytes | None], at: int
-    ) -> None:
-        allowed = {"name", "company", "phone", "fields"}
-        assert set(columns) <= allowed
-        if not columns:
-            return
-        sets = ", ".join(f"{c} = ${n}" for n, c in enumerate(columns, start=1))
-        count = len(columns)
-
-        async def update(db: asyncpg.Connection) -> None:
-            await db.execute(
-                f"UPDATE leads SET {sets}, updated_at = ${count + 1} WHERE id = ${count + 2}",
-                *columns.values(), at, lead_id,
-            )  # fmt: skip
-            await record_change(db, lead_id, "updated", at, {"lead": lead_id})
-
-        await self._transaction(update)
 
     async def lead(self, lead_id: str) -> LeadRow | None:
         rows = await self._read(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1", lead_id)

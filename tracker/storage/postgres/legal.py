@@ -72,6 +72,7 @@ async def _erase(plan: ErasurePlan, db: asyncpg.Connection) -> ErasureCounts:
             db, "DELETE FROM outbox WHERE lead_id = ANY($1::text[])", leads
         )
         await db.execute("DELETE FROM changes WHERE lead_id = ANY($1::text[])", leads)
+        await db.execute("DELETE FROM submissions WHERE lead_id = ANY($1::text[])", leads)
         await db.execute("UPDATE leads SET merged_into = NULL WHERE id = ANY($1::text[])", leads)
         counts.leads += await _delete(db, "DELETE FROM leads WHERE id = ANY($1::text[])", leads)
         # The tombstone: sync clients and webhook receivers delete their copies too.

@@ -55,7 +55,8 @@ async def _merge(merge: Merge, db: asyncpg.Connection) -> None:
         raise Conflict("that lead is already merged into another; unmerge it first")
     if await resolve(db, merge.into_lead) == merge.from_lead or merge.into_lead == merge.from_lead:
         raise Conflict("a lead cannot be merged into itself")
-    await db.execute("UPDATE leads SET merged_into = $1, updated_at = $2 WHERE id = $3",
+    await db.execute("UPDATE leads SET merged_into = $1,"
+                     " updated_at = GREATEST(updated_at, $2) WHERE id = $3",
                      merge.into_lead, merge.at, merge.from_lead)  # fmt: skip
     await db.execute(f"INSERT INTO merges ({MERGE_COLUMNS}) VALUES ({marks(9)})",
                      *dataclasses.astuple(merge))  # fmt: skip
@@ -77,7 +78,8 @@ async def _unmerge(
     merge = merge_from_row(row)
     if merge.undone_at is not None:
         raise Conflict("that merge was already undone")
-    await db.execute("UPDATE leads SET merged_into = NULL, updated_at = $1 WHERE id = $2",
+    await db.execute("UPDATE leads SET merged_into = NULL,"
+                     " updated_at = GREATEST(updated_at, $1) WHERE id = $2",
                      at, merge.from_lead)  # fmt: skip
     await db.execute("UPDATE merges SET undone_at = $1, undone_by = $2, undo_reason = $3"
                      " WHERE id = $4", at, actor, reason, merge_id)  # fmt: skip

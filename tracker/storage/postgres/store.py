@@ -32,6 +32,7 @@ from tracker.storage.postgres.rows import (
     site_settings_json,
     to_json,
 )
+from tracker.storage.postgres.traits import TraitTables
 from tracker.storage.records import (
     DEFAULT_SITE_SETTINGS,
     ConsentMode,
@@ -133,7 +134,7 @@ async def _forget(
     return erased
 
 
-class PostgresStore(IdentityTables, MergeTables, AccessTables, LegalTables):
+class PostgresStore(IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables):
     """ashiato's data in one PostgreSQL database, shared by any number of collectors."""
 
     migrations_folder = "postgres"

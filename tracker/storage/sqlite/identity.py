@@ -88,9 +88,10 @@ def _link_visitor(req: LinkRequest, rules: StitchRules, db: sqlite3.Connection) 
     current_root = resolve(db, current.lead_id) if current else None
     new_root = resolve(db, req.lead_id)
     action = rules.decide(current, current_root, new_root)
+    changed_at = req.at if req.changed_at is None else req.changed_at
     if action == "keep":
         assert current is not None
-        _fold_touch(db, new_root, req.touch, req.at)
+        _fold_touch(db, new_root, req.touch, changed_at)
         return LinkOutcome("kept", current)
     ended = None
     if current is not None:
@@ -105,9 +106,9 @@ def _link_visitor(req: LinkRequest, rules: StitchRules, db: sqlite3.Connection) 
     assert link_id is not None
     link = Link(link_id, req.vid, req.lead_id, req.site_id, req.evidence, req.at, valid_from,
                 None, req.ip)  # fmt: skip
-    _fold_touch(db, new_root, req.touch, req.at)
-    _bump(db, new_root, req.at)
-    record_change(db, new_root, "identified", req.at, {
+    _fold_touch(db, new_root, req.touch, changed_at)
+    _bump(db, new_root, changed_at)
+    record_change(db, new_root, "identified", changed_at, {
         "lead": new_root, "visitor": req.vid, "site_id": req.site_id,
         "evidence": req.evidence, "link": link_id,
     })  # fmt: skip
@@ -117,7 +118,8 @@ def _link_visitor(req: LinkRequest, rules: StitchRules, db: sqlite3.Connection) 
 def _fold_touch(
     db: sqlite3.Connection, lead_id: str, touch: dict[str, Any] | None, at: int
 ) -> None:
-    """First touch: the earliest visit seen for the lead; last touch: the latest."""
+    """First touch: the earliest visit seen for the lead; last touch: the latest.
+    ``at`` is the change time (the server's clock): ``updated_at`` never goes back."""
     if not touch:
         return
     row = db.execute(
@@ -130,7 +132,8 @@ def _fold_touch(
     if new_last and (not last or new_last.get("at", 0) >= last.get("at", 0)):
         last = new_last
     db.execute(
-        "UPDATE leads SET first_touch = ?, last_touch = ?, updated_at = ? WHERE id = ?",
+        "UPDATE leads SET first_touch = ?, last_touch = ?, updated_at = max(updated_at, ?)"
+        " WHERE id = ?",
         (to_json(first or None), to_json(last or None), at, lead_id),
     )
 
@@ -168,22 +171,6 @@ class IdentityTables(SQLiteDatabase):
             return lead, True
 
         return await self._write(insert)
-
-    async def update_lead_fields(
-        self, lead_id: str, columns: dict[str, bytes | None], at: int
-    ) -> None:
-        allowed = {"name", "company", "phone", "fields"}
-        assert set(columns) <= allowed
-        if not columns:
-            return
-        sets = ", ".join(f"{c} = ?" for c in columns)
-
-        def update(db: sqlite3.Connection) -> None:
-            db.execute(f"UPDATE leads SET {sets}, updated_at = ? WHERE id = ?",
-                       (*columns.values(), at, lead_id))  # fmt: skip
-            record_change(db, lead_id, "updated", at, {"lead": lead_id})
-
-        await self._write(update)
 
     async def lead(self, lead_id: str) -> LeadRow | None:
         rows = await self._read(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
@@ -286,7 +273,8 @@ class IdentityTables(SQLiteDatabase):
                 or merge.into_lead == merge.from_lead
             ):
                 raise Conflict("a lead cannot be merged into itself")
-            db.execute("UPDATE leads SET merged_into = ?, updated_at = ? WHERE id = ?",
+            db.execute("UPDATE leads SET merged_into = ?, updated_at = max(updated_at, ?)"
+                       " WHERE id = ?",
                        (merge.into_lead, merge.at, merge.from_lead))  # fmt: skip
             db.execute(f"INSERT INTO merges ({MERGE_COLUMNS}) VALUES ({', '.join('?' * 9)})",
                        _merge_values(merge))  # fmt: skip
@@ -309,7 +297,8 @@ class IdentityTables(SQLiteDatabase):
             merge = merge_from_row(row)
             if merge.undone_at is not None:
                 raise Conflict("that merge was already undone")
-            db.execute("UPDATE leads SET merged_into = NULL, updated_at = ? WHERE id = ?",
+            db.execute("UPDATE leads SET merged_into = NULL,"
+                       " updated_at = max(updated_at, ?) WHERE id = ?",
                        (at, merge.from_lead))  # fmt: skip
             db.execute("UPDATE merges SET undone_at = ?, undone_by = ?, undo_reason = ?"
                        " WHERE id = ?", (at, actor, reason, merge_id))  # fmt: skip

@@ -78,6 +78,7 @@ def _erase(plan: ErasurePlan, db: sqlite3.Connection) -> ErasureCounts:
             f"DELETE FROM outbox WHERE lead_id IN ({in_leads})", leads
         ).rowcount
         db.execute(f"DELETE FROM changes WHERE lead_id IN ({in_leads})", leads)
+        db.execute(f"DELETE FROM submissions WHERE lead_id IN ({in_leads})", leads)
         db.execute(f"UPDATE leads SET merged_into = NULL WHERE id IN ({in_leads})", leads)
         counts.leads += db.execute(f"DELETE FROM leads WHERE id IN ({in_leads})", leads).rowcount
         # The tombstone: sync clients and webhook receivers delete their copies too.

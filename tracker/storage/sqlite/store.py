@@ -33,6 +33,7 @@ from tracker.storage.sqlite.rows import (
     site_settings_json,
     to_json,
 )
+from tracker.storage.sqlite.traits import TraitTables
 
 
 def _write_batch(
@@ -125,7 +126,7 @@ def _forget(
     return int(erased)
 
 
-class SQLiteStore(IdentityTables, AccessTables, LegalTables):
+class SQLiteStore(IdentityTables, TraitTables, AccessTables, LegalTables):
     """ashiato's data: sites, events (and, in further modules, everything else)."""
 
     migrations_folder = "sqlite"
