@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from privacy.redact import redact, redact_props
 from tracker.beacon import Beacon
 from tracker.scrub import scrub_url
 from tracker.settings import IPNetwork
@@ -107,7 +108,8 @@ GATES: tuple[Gate, ...] = (check_site, check_origin, filter_bots)
 
 
 def build_event(ctx: Context, item: Incoming) -> Event:
-    """The enrich steps: everything stored comes from here, scrubbed and truncated."""
+    """The enrich steps: everything stored comes from here, scrubbed and truncated.
+    Free text (title, event name, props) keeps no email address or phone number."""
     b, site = item.beacon, item.site
     assert site is not None
     page = scrub_url(b.url)
@@ -115,8 +117,9 @@ def build_event(ctx: Context, item: Incoming) -> Event:
     return Event(
         site_id=site.id, type=b.type, vid=b.vid, sid=b.sid,
         at=server_time(ctx.now_ms, b.ts, b.sent),
-        url=page.url, referrer=scrub_url(b.referrer, web_only=False).url, title=b.title,
-        name=b.name, props=b.props,
+        url=page.url, referrer=scrub_url(b.referrer, web_only=False).url,
+        title=b.title and redact(b.title), name=b.name and redact(b.name),
+        props=b.props and redact_props(b.props),
         utm_source=page.utm.get("utm_source"), utm_medium=page.utm.get("utm_medium"),
         utm_campaign=page.utm.get("utm_campaign"), utm_term=page.utm.get("utm_term"),
         utm_content=page.utm.get("utm_content"), click_ids=dict(page.click_ids) or None,
@@ -143,7 +146,7 @@ def run(ctx: Context, beacon: Beacon) -> Outcome | Drop:
     event = build_event(ctx, item)
     if beacon.type == "identify":
         assert beacon.traits is not None
-        event.name = beacon.form  # the form's id: which form identified them
+        event.name = beacon.form and redact(beacon.form)  # which form identified them
         return Identification(event, item.site, beacon.traits, beacon.token, ctx.full_ip)
     return event
 

@@ -1,16 +1,19 @@
 """URL scrubbing: remove personal data from URLs before they are stored.
 
 Query parameters whose *name* says they carry personal data or secrets (email, tel,
-name, token, password, …) and any whose *value* looks like an email address are
-removed; so are credentials in the authority part and fragments that are not
-client-side routes. Campaign parameters (``utm_*``) and ad click ids are read out so
-they can be stored as columns.
+name, token, password, …) and any whose *value* holds an email address or a phone
+number (``privacy.redact``) are removed — campaign parameters (``utm_*``) and ad click
+ids too, which are otherwise read out so they can be stored as columns. Path segments
+holding an email address or a phone number are replaced by a marker; credentials in
+the authority part and fragments that are not client-side routes are removed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+from privacy.redact import EMAIL_MARK, has_personal_value, looks_like_email, redact
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_IDS = frozenset({
@@ -42,24 +45,15 @@ def is_personal_param(name: str, value: str) -> bool:
     key = name.lower().replace("-", "").replace("_", "").replace(".", "")
     if key in _PII_NAMES or any(part in key for part in _PII_PARTS):
         return True
-    return _looks_like_email(value)
+    return has_personal_value(value)
 
 
-def _looks_like_email(text: str) -> bool:
-    # Linear-time on purpose: a regex here is quadratic on long hostile input.
-    at = text.rfind("@")
-    if at < 0:
-        lowered = text.lower()
-        at = lowered.rfind("%40")
-        if at < 0:
-            return False
-    return at > 0 and "." in text[at:]
-
-
-def _redact_emails(path: str) -> str:
-    if "@" not in path and "%40" not in path.lower():
-        return path
-    return "/".join("(email)" if _looks_like_email(s) else s for s in path.split("/"))
+def _redact_path(path: str) -> str:
+    """Whole segments that hold an email address become a marker (the address may be
+    percent-encoded in pieces); phone numbers are replaced where they stand."""
+    if "@" in path or "%40" in path.lower():
+        path = "/".join(EMAIL_MARK if looks_like_email(s) else s for s in path.split("/"))
+    return redact(path)
 
 
 _CLEAN: dict[tuple[str, bool], ScrubbedURL] = {}
@@ -100,7 +94,7 @@ def _scrub_url(url: str, web_only: bool) -> ScrubbedURL:
     if web_only and (parts.scheme not in ("http", "https") or not parts.hostname):
         return ScrubbedURL(None)
     netloc = parts.netloc.rpartition("@")[2]  # drop user:password@
-    path = _redact_emails(parts.path)
+    path = _redact_path(parts.path)
     query, utm, click_ids = _scrub_query(parts.query)
     fragment = _scrub_fragment(parts.fragment)
     if (netloc, path, query, fragment) == (parts.netloc, parts.path, parts.query, parts.fragment):
@@ -118,12 +112,12 @@ def _scrub_query(query: str) -> tuple[str, dict[str, str], dict[str, str]]:
     click_ids: dict[str, str] = {}
     for pair in query.split("&"):
         raw_name, _, raw_value = pair.partition("=")
-        name = _decode(raw_name).lower()
-        if name in UTM_FIELDS:
-            utm[name] = _decode(raw_value)[:256]
-        elif name in CLICK_IDS:
-            click_ids[name] = _decode(raw_value)[:256]
-        elif is_personal_param(name, _decode(raw_value)):
+        name, value = _decode(raw_name).lower(), _decode(raw_value)
+        if name in UTM_FIELDS or name in CLICK_IDS:
+            if has_personal_value(value):
+                continue  # dropped from the address and from the columns alike
+            (utm if name in UTM_FIELDS else click_ids)[name] = value[:256]
+        elif is_personal_param(name, value):
             continue
         if pair:
             kept.append(pair)
@@ -142,4 +136,4 @@ def _scrub_fragment(fragment: str) -> str:
         return ""
     path, _, query = fragment.partition("?")
     query = _scrub_query(query)[0]
-    return _redact_emails(path) + ("?" + query if query else "")
+    return _redact_path(path) + ("?" + query if query else "")
