@@ -175,7 +175,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers)
     if request.url.path == "/collect":
         headers |= collect.cors_headers(request.app.state.services, request.headers.get("origin"))
-    request.app.state.services.metrics.responses[exc.status] += 1
+    if request.url.path in collect.COLLECTOR_PATHS:  # as their 2xx are: API answers are not
+        request.app.state.services.metrics.responses[exc.status] += 1
     return JSONResponse({"error": exc.message}, exc.status, headers=headers)
 
 

@@ -8,6 +8,7 @@ Limits are per body, per batch, per event and per field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -64,6 +65,17 @@ class Beacon:
 
 def is_visitor_id(value: str) -> bool:
     return _VID.fullmatch(value) is not None
+
+
+def is_email_address(text: str) -> bool:
+    """Shaped like an address once folded as lookups fold it (NFKC, so ``＠`` counts, and
+    trimmed): at most ``MAX_EMAIL`` characters, something on both sides of the last
+    ``@``, and no spaces or control characters."""
+    folded = unicodedata.normalize("NFKC", text).strip()
+    local, _, domain = folded.rpartition("@")
+    if not local or not domain or len(folded) > MAX_EMAIL:
+        return False
+    return not any(c.isspace() or not c.isprintable() for c in folded)
 
 
 def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from privacy import consent
 from tracker import cookies, pipeline, useragent
-from tracker.beacon import PIXEL_TYPES, Beacon, is_visitor_id, parse_body, validate
+from tracker.beacon import PIXEL_TYPES, Beacon, parse_body, validate
 from tracker.errors import (
     BadRequest,
     HTTPError,
@@ -44,8 +44,9 @@ from tracker.storage.records import ConsentReceipt, Event, Forget, Site, WriteIt
 
 log = logging.getLogger("ashiato.collect")
 
-VID_COOKIE = "_ashiato_vid"
 JSON = "application/json"
+COLLECTOR_PATHS = frozenset({"/collect", "/p.gif"})
+"""Whose answers ``ashiato_http_responses_total`` counts (every status, 2xx included)."""
 _ACCEPTED_TYPES = ("", "text/plain", "application/json")
 _WANTED_HEADERS = frozenset(
     {
@@ -170,11 +171,13 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
 
 
 async def pixel(request: Request) -> Response:
-    """``GET /p.gif``: a page view or event from query parameters (noscript, email opens)."""
+    """``GET /p.gif``: a page view or event from query parameters (noscript, email opens).
+    ``HEAD`` (link checkers, prefetchers) gets the same headers and records nothing."""
     services: Services = request.app.state.services
-    client = ClientInfo(request.client.host if request.client else None, request.headers)
-    raw = pixel_beacon(request.query_params, request.cookies, request.headers)
-    await ingest(client, services, [validate(raw, types=PIXEL_TYPES)], None)
+    if request.method == "GET":
+        client = ClientInfo(request.client.host if request.client else None, request.headers)
+        raw = pixel_beacon(request.query_params, request.headers)
+        await ingest(client, services, [validate(raw, types=PIXEL_TYPES)], None)
     services.metrics.responses[200] += 1
     return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
@@ -347,16 +350,15 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-def pixel_beacon(
-    query: Mapping[str, str], cookies: Mapping[str, str], headers: Mapping[str, str]
-) -> dict[str, Any]:
-    """A beacon from pixel query parameters; the visitor id falls back to the cookie."""
+def pixel_beacon(query: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
+    """A beacon from pixel query parameters; the visitor id falls back to the visitor
+    cookie (the collector's own ``id.s`` first, else the tag's bare id), then a new one."""
     fields = ("site", "vid", "url", "referrer", "title", "name")
     raw: dict[str, Any] = {k: query[k] for k in fields if k in query}
     raw["type"] = query.get("type", "pageview")
     if "vid" not in raw:
-        cookie = cookies.get(VID_COOKIE, "")
-        raw["vid"] = cookie if is_visitor_id(cookie) else secrets.token_hex(16)
+        cookie = cookies.read_vid(headers.get("cookie"))
+        raw["vid"] = cookie[0] if cookie else secrets.token_hex(16)
     if "url" not in raw and raw["type"] == "pageview":
         raw["url"] = headers.get("referer")
     return raw

@@ -69,7 +69,7 @@ class Metrics:
                 f'ashiato_events_dropped_total{{reason="{r}"}} {n}'
                 for r, n in sorted(self.dropped.items())
             ),
-            "# HELP ashiato_http_responses_total Collector responses by status code.",
+            "# HELP ashiato_http_responses_total Collector (/collect, /p.gif) responses by status.",
             "# TYPE ashiato_http_responses_total counter",
             *(
                 f'ashiato_http_responses_total{{code="{c}"}} {n}'

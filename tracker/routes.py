@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
 from tracker import api, collect, demo
@@ -59,20 +61,57 @@ async def metrics(request: Request) -> Response:
     )
 
 
+def content_security_policy(nonce: str) -> str:
+    """Same-origin scripts, plus the page's own inline script and style by nonce; no
+    plugins, frames, foreign forms or base tags. Whatever slips into a page cannot run."""
+    return (
+        f"default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+        "img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def html_page(body: str, nonce: str, headers: dict[str, str] | None = None) -> Response:
+    """Every HTML answer goes through here, so every one carries the CSP."""
+    security = {
+        "Content-Security-Policy": content_security_policy(nonce),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+    return HTMLResponse(body, headers=security | (headers or {}))
+
+
 async def demo_page(request: Request) -> Response:
     services: Services = request.app.state.services
-    return HTMLResponse(await demo.render(services, request))
+    nonce = secrets.token_urlsafe(16)
+    return html_page(await demo.render(services, request, nonce=nonce), nonce)
 
 
 async def demo_me(request: Request) -> Response:
     services: Services = request.app.state.services
-    return HTMLResponse(await demo.me(services, request), headers={"Cache-Control": "no-store"})
+    nonce = secrets.token_urlsafe(16)
+    body = await demo.me(services, request, nonce=nonce)
+    return html_page(body, nonce, {"Cache-Control": "no-store"})
+
+
+class CollectEndpoint:
+    """``/collect``: the preflight (OPTIONS) and the beacon (POST) on one route, so a 405
+    there names both in ``Allow``. POST is normally answered before the router (see
+    ``tracker.app.Collector``); one that reaches the router is answered the same way."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
+            services: Services = scope["app"].state.services
+            await collect.collect_asgi(scope, receive, send, services)
+        else:
+            response = await collect.preflight(Request(scope, receive))
+            await response(scope, receive, send)
 
 
 def routes(*, with_demo: bool) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         # POST /collect never reaches the router: tracker.app.Collector answers it.
-        Route("/collect", collect.preflight, methods=["OPTIONS"]),
+        Route("/collect", CollectEndpoint(), methods=["OPTIONS", "POST"]),
         Route("/p.gif", collect.pixel, methods=["GET"]),
         Route("/t.js", tag, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

@@ -29,6 +29,7 @@ from tracker.api.common import (
     site_keys,
     text_field,
 )
+from tracker.beacon import is_email_address
 from tracker.errors import BadRequest, NotFound
 from tracker.services import Services
 from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
@@ -68,13 +69,16 @@ def _page_position(cursor: str) -> tuple[int, str]:
 
 
 async def lookup(request: Request) -> Response:
-    """404 alike for an address no lead has, one that is not an address at all, and an
-    erased lead's: the answer tells nothing but "not here"."""
+    """400 for something that is not an address at all (a caller's mistake, said
+    plainly); 404 alike for an address no lead has and an erased lead's: the answer
+    tells nothing but "not here"."""
     key = await require(request, "read")
     services = services_of(request)
     email = query_param(request, "email") or ""
     if not email.strip() or len(email) > 254:
         raise BadRequest("email must be 1 to 254 characters")
+    if not is_email_address(email):
+        raise BadRequest("email is not an email address (name@domain)")
     found = await services.store.lead_by_index(services.personal.email_index(email))
     try:
         view = await detail_view(services, await root_lead(services, found.id)) if found else None
