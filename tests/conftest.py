@@ -28,6 +28,9 @@ from tests.servers import CHROME_UA, SERVER_LOGS, Server, base_env, cli_json, le
 SITE_ORIGIN = "https://www.example.co.jp"
 BACKENDS = ("sqlite", "postgresql")
 _current = {"backend": "sqlite"}
+LOOPBACK_HOOKS = {"ASHIATO_WEBHOOK_ALLOW_PRIVATE": "true", "ASHIATO_WEBHOOK_ALLOW_HTTP": "true"}
+"""Deployment settings for tests whose webhook receivers listen on 127.0.0.1 over plain
+http: refused by default (see tracker.webhook_targets), allowed by these settings."""
 
 
 @dataclass

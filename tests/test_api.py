@@ -19,7 +19,7 @@ import pytest
 from starlette.routing import Route
 
 from identity.tokens import make_token
-from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import cli_json, metric, with_store
 from tracker.api import routes
 from tracker.api.openapi import PATHS
@@ -102,7 +102,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    dep = make_deployment(tmp_path_factory.mktemp("api"))
+    dep = make_deployment(tmp_path_factory.mktemp("api"), **LOOPBACK_HOOKS)
     signed = cli_json(dep.env, "site", "add", "members", "--origin", SIGNED_ORIGIN,
                       "--consent", "notice", "--identify", "signed")  # fmt: skip
     opt_in = cli_json(dep.env, "site", "add", "eu", "--origin", OPT_IN_ORIGIN,

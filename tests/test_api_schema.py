@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import SITE_ORIGIN, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, SITE_ORIGIN, make_deployment
 from tests.servers import Server, cli_json
 from tracker.api.openapi import document
 
@@ -81,7 +81,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     tmp: Path = tmp_path_factory.mktemp("api-schema")
     nowhere = "http://127.0.0.1:9"
     dep = make_deployment(tmp, HTTP_PROXY=nowhere, HTTPS_PROXY=nowhere, ALL_PROXY=nowhere,
-                          NO_PROXY="")  # fmt: skip
+                          NO_PROXY="", **LOOPBACK_HOOKS)  # fmt: skip
     scopes = [
         arg for scope in ("read", "identify", "privacy", "admin") for arg in ("--scope", scope)
     ]

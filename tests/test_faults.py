@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from tests import postgres
-from tests.conftest import Deployment, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
 from tests.load import HEADERS
 from tests.servers import cli_json, metric, run_cli, with_store
 from tracker.settings import Settings
@@ -125,7 +125,7 @@ def test_a_full_disk_answers_503_then_recovers(tmp_path: Path, small_disk: Path)
 
 
 def test_a_hanging_webhook_receiver_does_not_slow_ingest(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+    dep = make_deployment(tmp_path, **LOOPBACK_HOOKS)
     key = cli_json(dep.env, "apikey", "create", "hooks", "--scope", "admin")["key"]
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ import pytest
 from privacy.crypto import InvalidCiphertext
 from privacy.export import SECTIONS
 from tests import postgres
-from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import cli_json, run_cli
 from tracker.settings import Settings
 from tracker.wiring import open_parts
@@ -63,6 +63,7 @@ def legal(tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
         ASHIATO_ACCESS_LOG="true",
         ASHIATO_RATE_LIMIT_IP="0",
         ASHIATO_RATE_LIMIT_SITE="0",
+        **LOOPBACK_HOOKS,
     )
     key = cli_json(
         dep.env,

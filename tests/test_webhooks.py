@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Deployment, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
 from tests.servers import cli_json, free_port
 from tracker.webhooks import signature
 
@@ -85,7 +85,7 @@ def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyp
 def test_signed_deliveries_survive_receiver_downtime_exactly_once(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    dep = make_deployment(tmp_path, ASHIATO_WEBHOOK_RETRY_SECONDS="0.2")
+    dep = make_deployment(tmp_path, ASHIATO_WEBHOOK_RETRY_SECONDS="0.2", **LOOPBACK_HOOKS)
     key = cli_json(dep.env, "apikey", "create", "hooks", "--scope", "admin")["key"]
     dep.server.start()
     created = httpx.post(

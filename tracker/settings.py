@@ -153,6 +153,23 @@ class Settings:
         1.0,
         "First retry delay of a failed webhook delivery; it doubles per attempt, up to an hour.",
     )
+    webhook_timeout_seconds: float = _setting(
+        "ASHIATO_WEBHOOK_TIMEOUT_SECONDS",
+        5.0,
+        "Longest one webhook delivery may take (connect to last byte) before it counts as "
+        "failed; a slow receiver then waits out its own backoff, never the others'.",
+    )
+    webhook_allow_private: bool = _setting(
+        "ASHIATO_WEBHOOK_ALLOW_PRIVATE",
+        False,
+        "Allow webhook URLs that are, or resolve to, this host or a private network "
+        "(loopback, link-local, RFC 1918, ...): for in-house receivers and tests only.",
+    )
+    webhook_allow_http: bool = _setting(
+        "ASHIATO_WEBHOOK_ALLOW_HTTP",
+        False,
+        "Allow plain `http://` webhook URLs (deliveries carry personal data: https by default).",
+    )
     log_level: str = _setting("ASHIATO_LOG_LEVEL", "info", "debug, info, warning or error.")
     access_log: bool = _setting(
         "ASHIATO_ACCESS_LOG", False, "Log one JSON line per request (method, path, status, ms)."
@@ -215,6 +232,8 @@ class Settings:
                 raise ConfigError(f"{_env_of(name)} must be at least 1")
         if self.queue_max_events < self.batch_max_events:
             raise ConfigError("ASHIATO_QUEUE_MAX_EVENTS must be at least ASHIATO_WRITER_BATCH")
+        if not self.webhook_timeout_seconds > 0:
+            raise ConfigError("ASHIATO_WEBHOOK_TIMEOUT_SECONDS must be more than 0")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("ASHIATO_LOG_LEVEL must be debug, info, warning or error")
 

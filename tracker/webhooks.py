@@ -6,8 +6,10 @@ means a second attempt with the same id. The body is rendered when sent (persona
 is never stored in the outbox) and signed Stripe-style:
 ``Ashiato-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
 Failures back off exponentially (1 s, 2 s, 4 s … capped at an hour). Deliveries run in
-their own task with timeouts and bounded concurrency: a slow receiver never slows
-ingest.
+their own tasks with a deadline, so a slow receiver never slows ingest; and each
+endpoint has its own lane (a few deliveries in flight at most, its own backoff after
+failures), so a slow or silent receiver never holds back another's deliveries.
+Destinations are checked and pinned to a checked address (``tracker.webhook_targets``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,15 +30,26 @@ import orjson
 from privacy.crypto import InvalidCiphertext
 from privacy.personal import PersonalData
 from privacy.vault import Vault
+from tracker.errors import StorageError
 from tracker.storage import Store
 from tracker.storage.records import OutboxItem, Webhook
+from tracker.webhook_targets import (
+    Pinned,
+    RefusedTarget,
+    Resolver,
+    TargetPolicy,
+    pin,
+    system_resolve,
+)
 
 log = logging.getLogger("ashiato.webhooks")
 
 MAX_ATTEMPTS = 25
 MAX_BACKOFF_S = 3600
 TIMEOUT_S = 5.0
-CONCURRENCY = 8
+PER_ENDPOINT = 2  # deliveries in flight to one endpoint
+CONCURRENCY = 16  # deliveries in flight overall
+NEVER = 2**62
 
 
 def signature(secret: bytes, body: bytes, *, timestamp: int) -> str:
@@ -47,6 +61,16 @@ def backoff_ms(attempts: int, base: float = 1.0) -> int:
     return int(min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_S) * 1000)
 
 
+@dataclass
+class Lane:
+    """One endpoint's share: deliveries in flight, and its backoff after failures (the
+    endpoint rests; its queued items keep their attempt counts)."""
+
+    busy: int = 0
+    failures: int = 0
+    paused_until: int = 0
+
+
 class Deliverer:
     def __init__(
         self,
@@ -56,17 +80,25 @@ class Deliverer:
         *,
         poll_interval: float = 0.5,
         retry_base: float = 1.0,
+        timeout: float = TIMEOUT_S,
+        policy: TargetPolicy | None = None,
+        resolve: Resolver = system_resolve,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.vault, self.personal = store, vault, personal
         self.poll_interval = poll_interval
         self.retry_base = retry_base
+        self.timeout = timeout
+        self.policy = policy or TargetPolicy()
+        self._resolve = resolve
         self._now = now
         self._client = httpx.AsyncClient(
-            timeout=TIMEOUT_S, follow_redirects=False, headers={"User-Agent": "ashiato-webhooks/1"}
+            timeout=timeout, follow_redirects=False, headers={"User-Agent": "ashiato-webhooks/1"}
         )
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._lanes: dict[str, Lane] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # outbox item id -> its task
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ashiato-webhooks")
@@ -76,16 +108,23 @@ class Deliverer:
         self._wake.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        tasks = [t for t in (self._task, *self._inflight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._client.aclose()
+
+    async def idle(self) -> None:
+        """Wait until the deliveries started so far have finished."""
+        while self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.deliver_due()
+            except StorageError as exc:  # the database is away: say so once a round, briefly
+                log.warning("webhook delivery round skipped", extra={"cause": str(exc)})
             except Exception:  # a broken receiver or database blip must not end the loop
                 log.exception("webhook delivery round failed")
             with contextlib.suppress(TimeoutError):
@@ -93,33 +132,87 @@ class Deliverer:
             self._wake.clear()
 
     async def deliver_due(self) -> int:
-        items = await self.store.due_outbox(self._ms(), limit=CONCURRENCY * 4)
-        hooks = {h.id: h for h in await self.store.webhooks()}
-        gate = asyncio.Semaphore(CONCURRENCY)
+        """Start the due deliveries each endpoint's lane has room for, without waiting
+        for them (see :meth:`idle`); return how many were started."""
+        now = self._ms()
+        hooks = await self.store.webhooks()
+        started = 0
+        for hook in hooks:
+            lane = self._lanes.setdefault(hook.id, Lane())
+            room = min(PER_ENDPOINT - lane.busy, CONCURRENCY - len(self._inflight))
+            if room <= 0 or lane.paused_until > now:
+                continue
+            # Items in flight are still due: fetch past them, and skip any that was in
+            # flight when the query began (it may have finished, delivered, meanwhile).
+            busy = set(self._inflight)
+            items = await self.store.due_outbox(now, limit=room + lane.busy, webhook_id=hook.id)
+            for item in [i for i in items if i.id not in busy | self._inflight.keys()][:room]:
+                self._launch(item, hook, lane)
+                started += 1
+        active = {hook.id for hook in hooks}
+        self._lanes = {k: v for k, v in self._lanes.items() if k in active or v.busy}
+        await self._retire_orphans(now, active)
+        return started
 
-        async def one(item: OutboxItem) -> None:
-            async with gate:
-                try:
-                    await self._deliver(item, hooks.get(item.webhook_id))
-                except Exception:  # one bad item must not hold back the others
-                    log.exception("webhook delivery crashed", extra={"delivery": item.id})
-                    await self.store.mark_failed(
-                        item.id,
-                        attempts=item.attempts + 1,
-                        retry_at=self._ms() + backoff_ms(item.attempts + 1, self.retry_base),
-                        error="internal error",
-                    )
+    def _launch(self, item: OutboxItem, hook: Webhook, lane: Lane) -> None:
+        lane.busy += 1
+        task = asyncio.create_task(self._one(item, hook, lane), name=f"webhook-{item.id}")
+        self._inflight[item.id] = task
 
-        await asyncio.gather(*(one(item) for item in items))
-        return len(items)
+    async def _one(self, item: OutboxItem, hook: Webhook, lane: Lane) -> None:
+        delivered = False
+        try:
+            delivered = await self._deliver(item, hook)
+        except Exception as exc:  # one bad item must not hold back the others
+            log.warning("webhook delivery crashed",
+                        extra={"delivery": item.id, "cause": exc.__class__.__name__})  # fmt: skip
+            with contextlib.suppress(Exception):  # the database may be the cause
+                await self.store.mark_failed(
+                    item.id,
+                    attempts=item.attempts + 1,
+                    retry_at=self._ms() + backoff_ms(item.attempts + 1, self.retry_base),
+                    error="internal error",
+                )
+        finally:
+            lane.busy -= 1
+            lane.failures = 0 if delivered else lane.failures + 1
+            lane.paused_until = 0 if delivered else self._ms() + backoff_ms(
+                lane.failures, self.retry_base)  # fmt: skip
+            self._inflight.pop(item.id, None)
+            self._wake.set()  # room in a lane: look again now
 
-    async def _deliver(self, item: OutboxItem, hook: Webhook | None) -> None:
+    async def _retire_orphans(self, now: int, active: set[str]) -> None:
+        """Items of removed endpoints: keep the rows as a record, stop trying."""
+        for item in await self.store.due_outbox(now, limit=CONCURRENCY):
+            if item.webhook_id not in active and item.id not in self._inflight:
+                await self.store.mark_failed(item.id, attempts=item.attempts + 1,
+                                             retry_at=NEVER, error="webhook removed")  # fmt: skip
+
+    async def _deliver(self, item: OutboxItem, hook: Webhook) -> bool:
+        """One attempt; the destination is checked before any personal data is read."""
         attempts = item.attempts + 1
-        if hook is None:  # removed since: keep the row as a record, stop trying
-            await self.store.mark_failed(
-                item.id, attempts=attempts, retry_at=2**62, error="webhook removed"
-            )
-            return
+        error: str | None
+        try:
+            target = await pin(hook.url, self.policy, self._resolve)
+        except RefusedTarget as exc:
+            error = f"destination refused: {exc}"
+        else:
+            error = await self._send(item, hook, target)
+        if error is None:
+            await self.store.mark_delivered(item.id, self._ms(), attempts)
+            return True
+        retry_at = (
+            self._ms() + backoff_ms(attempts, self.retry_base) if attempts < MAX_ATTEMPTS else NEVER
+        )
+        await self.store.mark_failed(item.id, attempts=attempts, retry_at=retry_at, error=error)
+        log.warning(
+            "webhook delivery failed",
+            extra={"delivery": item.id, "webhook": hook.id, "attempt": attempts, "cause": error},
+        )
+        return False
+
+    async def _send(self, item: OutboxItem, hook: Webhook, target: Pinned) -> str | None:
+        """POST the signed body to the pinned address; the error, or None."""
         secret = await self.vault.open("webhooks", "secret", hook.id, hook.secret)
         body = orjson.dumps(await self.render(item))
         timestamp = int(self._now())
@@ -130,21 +223,14 @@ class Deliverer:
             "Ashiato-Signature": signature(secret, body, timestamp=timestamp),
         }
         try:
-            response = await self._client.post(hook.url, content=body, headers=headers)
-            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = exc.__class__.__name__
-        if error is None:
-            await self.store.mark_delivered(item.id, self._ms(), attempts)
-            return
-        retry_at = (
-            self._ms() + backoff_ms(attempts, self.retry_base) if attempts < MAX_ATTEMPTS else 2**62
-        )
-        await self.store.mark_failed(item.id, attempts=attempts, retry_at=retry_at, error=error)
-        log.warning(
-            "webhook delivery failed",
-            extra={"delivery": item.id, "attempt": attempts, "cause": error},
-        )
+            async with asyncio.timeout(self.timeout):  # httpx's timeout is per read, not whole
+                response = await self._client.post(
+                    target.url, content=body, headers=headers | target.headers,
+                    extensions=target.extensions,
+                )  # fmt: skip
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return exc.__class__.__name__
+        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
 
     async def render(self, item: OutboxItem) -> dict[str, Any]:
         data = dict(item.data)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import secrets
-from urllib.parse import urlsplit
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tracker.api.auth import require
 from tracker.api.common import (
+    HOOK_ID,
     audit_read,
     json_body,
     json_response,
@@ -21,10 +19,10 @@ from tracker.api.common import (
 )
 from tracker.errors import BadRequest, NotFound
 from tracker.storage.records import Webhook
+from tracker.webhook_targets import url_problem, webhook_policy
 
 EVENT_TYPES = ("lead.created", "lead.identified", "lead.updated", "lead.merged",
                "lead.unmerged", "lead.erased")  # fmt: skip
-_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 
 
 def hook_view(hook: Webhook) -> dict[str, object]:
@@ -38,8 +36,9 @@ async def create(request: Request) -> Response:
     services = services_of(request)
     data = await json_body(request)
     url = text_field(data, "url", limit=2000)
-    if not deliverable(url):
-        raise BadRequest("url must be an absolute http(s) URL without spaces")
+    problem = url_problem(url, webhook_policy(services.settings))
+    if problem is not None:
+        raise BadRequest(problem)
     events = data.get("events", list(EVENT_TYPES))
     if not isinstance(events, list) or not events or not all(e in EVENT_TYPES for e in events):
         raise BadRequest(f"events must be a list drawn from {', '.join(EVENT_TYPES)}")
@@ -49,20 +48,6 @@ async def create(request: Request) -> Response:
     await services.store.add_webhook(hook)
     await audit_read(services, key, "webhook.create", hook_id)
     return json_response(hook_view(hook) | {"secret": secret.hex()}, 201)
-
-
-def deliverable(url: str) -> bool:
-    """An http(s) URL with a host and a valid port that the deliverer's client (httpx)
-    accepts as it is: one it would refuse at send time must be refused here instead."""
-    if _URL_FORBIDDEN.search(url):
-        return False
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises for a port out of range
-        httpx.URL(url)
-    except (ValueError, httpx.InvalidURL):
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 async def listing(request: Request) -> Response:
@@ -75,7 +60,9 @@ async def delete(request: Request) -> Response:
     key = await require(request, "admin")
     services = services_of(request)
     hook_id = request.path_params["hook_id"]
-    if not await services.store.disable_webhook(hook_id, now_ms()):
+    if not HOOK_ID.fullmatch(hook_id) or not await services.store.disable_webhook(
+        hook_id, now_ms()
+    ):
         raise NotFound("webhook not found")
     await audit_read(services, key, "webhook.delete", hook_id)
     return Response(status_code=204)

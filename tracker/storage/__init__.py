@@ -167,7 +167,10 @@ class Store(Protocol):
 
     async def disable_webhook(self, hook_id: str, at: int) -> bool: ...
 
-    async def due_outbox(self, now: int, *, limit: int) -> list[OutboxItem]: ...
+    async def due_outbox(
+        self, now: int, *, limit: int, webhook_id: str | None = None
+    ) -> list[OutboxItem]:
+        """Undelivered items due by ``now``, oldest first; of one endpoint if named."""
 
     async def outbox_of(self, lead_ids: list[str]) -> list[OutboxItem]: ...
 

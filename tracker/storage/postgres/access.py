@@ -64,11 +64,14 @@ class AccessTables(PostgresDatabase):
         )  # fmt: skip
         return count_of(status) > 0
 
-    async def due_outbox(self, now: int, *, limit: int) -> list[OutboxItem]:
+    async def due_outbox(
+        self, now: int, *, limit: int, webhook_id: str | None = None
+    ) -> list[OutboxItem]:
         rows = await self._read(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE delivered_at IS NULL"
-            " AND next_attempt_at <= $1 ORDER BY created_at, id LIMIT $2",
-            now, limit,
+            " AND next_attempt_at <= $1 AND ($3::text IS NULL OR webhook_id = $3)"
+            " ORDER BY created_at, id LIMIT $2",
+            now, limit, webhook_id,
         )  # fmt: skip
         return [outbox_from_row(r) for r in rows]
 

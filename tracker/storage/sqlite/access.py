@@ -73,11 +73,14 @@ class AccessTables(SQLiteDatabase):
 
         return await self._write(disable)
 
-    async def due_outbox(self, now: int, *, limit: int) -> list[OutboxItem]:
+    async def due_outbox(
+        self, now: int, *, limit: int, webhook_id: str | None = None
+    ) -> list[OutboxItem]:
         rows = await self._read(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE delivered_at IS NULL"
-            " AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
-            (now, limit),
+            " AND next_attempt_at <= ? AND (? IS NULL OR webhook_id = ?)"
+            " ORDER BY created_at, id LIMIT ?",
+            (now, webhook_id, webhook_id, limit),
         )
         return [outbox_from_row(r) for r in rows]
 
