@@ -19,12 +19,13 @@ from privacy import consent
 from tracker import collect, logs, routes, useragent
 from tracker.accesslog import AccessLog
 from tracker.assets import Asset
-from tracker.errors import HTTPError
+from tracker.errors import HTTPError, StorageError
 from tracker.metrics import Metrics
 from tracker.services import Limits, Services
 from tracker.settings import Settings
 from tracker.sites import SiteDirectory
 from tracker.storage.records import WriteItem, WriteResult
+from tracker.webhook_targets import webhook_policy
 from tracker.webhooks import Deliverer
 from tracker.wiring import open_parts
 from tracker.writer import Writer
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={
             HTTPError: _http_error,
+            StorageError: _storage_error,
             HTTPException: _starlette_error,
             Exception: _unexpected,
         },
@@ -117,7 +119,9 @@ async def start(settings: Settings) -> Services:
     tag = Asset.load("t.js", "application/javascript; charset=utf-8")
     useragent.warm_up()
     webhooks = Deliverer(parts.store, parts.vault, parts.personal,
-                         retry_base=settings.webhook_retry_seconds)  # fmt: skip
+                         retry_base=settings.webhook_retry_seconds,
+                         timeout=settings.webhook_timeout_seconds,
+                         policy=webhook_policy(settings))  # fmt: skip
     webhooks.start()
     unanchored = await parts.audit.catch_up()
     if unanchored:
@@ -178,6 +182,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if request.url.path in collect.COLLECTOR_PATHS:  # as their 2xx are: API answers are not
         request.app.state.services.metrics.responses[exc.status] += 1
     return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """The database (or key store) is unreachable, locked or full: a moment's fault, so
+    503 with Retry-After as the collector answers, and one log line naming the cause
+    (StorageError messages carry no data), no traceback."""
+    log.warning("storage unavailable", extra={"path": request.url.path, "cause": str(exc)})
+    request.app.state.services.metrics.responses[503] += 1
+    return JSONResponse({"error": "database unavailable"}, 503, headers={"Retry-After": "2"})
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:

@@ -59,6 +59,7 @@ class JSONFormatter(logging.Formatter):
 def configure(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
+    handler.addFilter(_driver_cause_only)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -67,6 +68,16 @@ def configure(level: str = "info") -> None:
         logging.getLogger(name).propagate = True
     # uvicorn's access log prints raw query strings (pixel URLs); ours does not.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def _driver_cause_only(record: logging.LogRecord) -> bool:
+    """asyncpg's pool logs a traceback each time it fails to reconnect while the
+    database is away; the cause is the news (we answer 503 meanwhile), not the stack."""
+    if record.name.startswith("asyncpg") and record.exc_info and record.exc_info[1]:
+        record.cause = record.exc_info[1].__class__.__name__
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def uvicorn_log_config() -> dict[str, Any]:

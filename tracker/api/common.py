@@ -21,6 +21,8 @@ MAX_JSON_BODY = 65_536
 LEAD_ID = re.compile(r"ld_[0-9a-f]{24}")
 VISITOR_ID = re.compile(r"[0-9a-f]{32}")
 SITE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HOOK_ID = re.compile(r"wh_[0-9a-f]{24}")
+REQUEST_ID = re.compile(r"pr_[0-9a-f]{24}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 """ASCII digits only: ``str.isdigit`` also takes '²' and '١', which ``int`` refuses or reads."""
 MAX_CURSOR = 512
@@ -55,7 +57,24 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequest("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if _holds_nul(data):
+        raise BadRequest(NUL_REFUSED)
     return data
+
+
+NUL_REFUSED = "text must not contain NUL (U+0000) characters"
+"""PostgreSQL text cannot hold U+0000 and SQLite's can: refused at the door, so both
+backends answer alike and no database error becomes a 500 (or a 503)."""
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 async def audit_read(
@@ -75,6 +94,8 @@ def query_param(request: Request, name: str) -> str | None:
     values = request.query_params.getlist(name)
     if len(values) > 1:
         raise BadRequest(f"{name} must be given at most once")
+    if values and "\x00" in values[0]:
+        raise BadRequest(NUL_REFUSED)
     return values[0] if values else None
 
 

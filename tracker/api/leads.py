@@ -205,8 +205,8 @@ async def unmerge(request: Request) -> Response:
     services = services_of(request)
     data = await json_body(request)
     reason = text_field(data, "reason", limit=500)
-    found = await services.store.open_merge(request.path_params["lead_id"],
-                                            text_field(data, "other", limit=64))  # fmt: skip
+    pair = (request.path_params["lead_id"], text_field(data, "other", limit=64))
+    found = await services.store.open_merge(*pair) if all(map(LEAD_ID.fullmatch, pair)) else None
     if found is None:
         raise NotFound("merge not found")
     record = await services.store.unmerge_leads(found.id, actor=key.id, reason=reason,

@@ -10,7 +10,14 @@ from starlette.responses import Response
 from privacy import export
 from privacy.dsr import Subject
 from tracker.api.auth import require
-from tracker.api.common import json_body, json_response, services_of
+from tracker.api.common import (
+    LEAD_ID,
+    REQUEST_ID,
+    VISITOR_ID,
+    json_body,
+    json_response,
+    services_of,
+)
 from tracker.errors import BadRequest, NotFound
 from tracker.services import Services
 from tracker.storage.records import PrivacyRequest
@@ -20,6 +27,9 @@ async def _subject(services: Services, data: dict[str, Any]) -> Subject:
     named = {k: data[k] for k in ("email", "lead", "visitor") if data.get(k) is not None}
     if len(named) != 1 or not all(isinstance(v, str) and 0 < len(v) <= 254 for v in named.values()):
         raise BadRequest("name exactly one of email, lead or visitor (a string)")
+    malformed = {"lead": LEAD_ID, "visitor": VISITOR_ID}
+    if any(not malformed[k].fullmatch(v) for k, v in named.items() if k in malformed):
+        raise NotFound("no data is held about that subject")  # as for a well-formed unknown id
     return await services.requests.find(**named)
 
 
@@ -65,7 +75,9 @@ async def erase_request(request: Request) -> Response:
 
 async def request_status(request: Request) -> Response:
     await require(request, "privacy")
-    req = await services_of(request).store.request(request.path_params["request_id"])
+    request_id = request.path_params["request_id"]
+    req = await services_of(request).store.request(request_id) if REQUEST_ID.fullmatch(
+        request_id) else None  # fmt: skip
     if req is None:
         raise NotFound("request not found")
     return json_response(request_view(req))
