@@ -189,7 +189,8 @@ async def _storage_error(request: Request, exc: Exception) -> Response:
     503 with Retry-After as the collector answers, and one log line naming the cause
     (StorageError messages carry no data), no traceback."""
     log.warning("storage unavailable", extra={"path": request.url.path, "cause": str(exc)})
-    request.app.state.services.metrics.responses[503] += 1
+    if request.url.path in collect.COLLECTOR_PATHS:  # as in _http_error
+        request.app.state.services.metrics.responses[503] += 1
     return JSONResponse({"error": "database unavailable"}, 503, headers={"Retry-After": "2"})
 
 
