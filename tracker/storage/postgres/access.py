@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tracker.storage.postgres.database import PostgresDatabase, count_of
+from tracker.storage.postgres.database import PostgresDatabase
+from tracker.storage.postgres.dialect import count_of
 from tracker.storage.postgres.rows import (
     API_KEY_COLUMNS,
     OUTBOX_COLUMNS,

@@ -17,17 +17,25 @@ a lock longer than that fails, and the caller sees StorageError (the collector a
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from enum import IntEnum
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
 
 from tracker.errors import StorageError
-from tracker.storage.sqlite.database import migrations
+from tracker.storage.migrations_runner import migrations
+from tracker.storage.postgres import dialect
+from tracker.storage.script import (
+    MANY_VISITORS,
+    LockName,
+    Script,
+    ScriptFactory,
+    drive_async,
+    text_key,
+)
 
 T = TypeVar("T")
 
@@ -38,43 +46,7 @@ LOCK_TIMEOUT_MS = 5_000
 CONNECT_TIMEOUT = 5.0
 
 
-class Lock(IntEnum):
-    """Advisory lock namespaces: the first key of ``pg_advisory_xact_lock(int, int)``.
-
-    Taken in this order within a transaction (a later one never before an earlier one).
-    """
-
-    MIGRATE = 0x41534801
-    """Session lock around all migrations: collectors that start together wait in turn."""
-    PARTITIONS = 0x41534802
-    """Creating or dropping a monthly partition of ``events``."""
-    VISITORS = 0x41534803
-    """All visitors: shared by a transaction that locks some visitors one by one,
-    exclusive by one that changes the consent of too many to lock singly."""
-    VISITOR = 0x41534804
-    """One visitor (second key: ``text_key(vid)``): its consent state and links."""
-    LEAD_GRAPH = 0x41534805
-    """Which lead stands for whom: shared by links, exclusive by merges and erasure."""
-    CHANGES = 0x41534806
-    """The change feed: held from a change's insert to commit, so ``seq`` order is
-    commit order and a sync client reading ``seq > cursor`` never skips one."""
-    AUDIT = 0x41534807
-    """The audit chain: read the last MAC and append, one writer at a time."""
-
-
-def text_key(text: str) -> int:
-    """A stable signed 32-bit key for ``text`` (the second advisory-lock key)."""
-    digest = hashlib.blake2b(text.encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def count_of(status: str) -> int:
-    """The row count of a command status such as ``DELETE 3`` or ``INSERT 0 1``."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
-MANY_VISITORS = 32
-"""More distinct visitors than this in one transaction: lock them all at once."""
+Lock = LockName  # the advisory lock namespaces (tracker.storage.script)
 
 
 async def lock(conn: asyncpg.Connection, namespace: Lock, key: int = 0, *,
@@ -167,6 +139,24 @@ class PostgresDatabase:
             raise AssertionError("unreachable")
 
         return await guard(run())
+
+    async def transact(self, script: ScriptFactory[T]) -> T:
+        """Run a write script whole in one transaction (from a fresh script if retried)."""
+
+        async def work(conn: asyncpg.Connection) -> T:
+            return await drive_async(script(), partial(dialect.execute, conn))
+
+        return await self._transaction(work)
+
+    async def read(self, script: Script[T]) -> T:
+        """Run a read script on one pooled connection (each statement sees what is
+        committed when it starts)."""
+
+        async def work() -> T:
+            async with (await self.pool()).acquire() as conn:
+                return await drive_async(script, partial(dialect.execute, conn))
+
+        return await guard(work())
 
     async def _execute(self, sql: str, *args: Any) -> str:
         """One statement in its own transaction; returns its command status."""

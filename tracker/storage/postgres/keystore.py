@@ -18,7 +18,8 @@ import asyncpg
 
 from tracker.errors import Conflict
 from tracker.storage.keystore import AuditAnchor, KeyringState, NotCurrentKek, WrappedKey
-from tracker.storage.postgres.database import PostgresDatabase, count_of
+from tracker.storage.postgres.database import PostgresDatabase
+from tracker.storage.postgres.dialect import count_of
 from tracker.storage.records import LedgerEntry
 
 _COLUMNS = "id, kek_id, wrapped, created_at"

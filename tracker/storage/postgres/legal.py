@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from tracker.storage.postgres.database import Lock, PostgresDatabase, count_of, lock, lock_visitors
+from tracker.storage.postgres.database import Lock, PostgresDatabase, lock, lock_visitors
+from tracker.storage.postgres.dialect import count_of
 from tracker.storage.postgres.identity import record_change
 from tracker.storage.postgres.rows import from_json, to_json
 from tracker.storage.records import (

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tracker.storage.records import ConsentReceipt
-from tracker.storage.sqlite.rows import (
+from tracker.storage.rows import (
     API_KEY_COLUMNS,
     EVENT_COLUMNS,
     LEAD_COLUMNS,

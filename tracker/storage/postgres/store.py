@@ -17,7 +17,8 @@ import asyncpg
 from tracker.errors import Conflict
 from tracker.storage.postgres import partitions
 from tracker.storage.postgres.access import AccessTables
-from tracker.storage.postgres.database import count_of, guard, lock_visitors, now_ms
+from tracker.storage.postgres.database import guard, lock_visitors, now_ms
+from tracker.storage.postgres.dialect import count_of
 from tracker.storage.postgres.identity import IdentityTables
 from tracker.storage.postgres.legal import LegalTables
 from tracker.storage.postgres.merges import MergeTables

@@ -13,7 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from tracker.storage.postgres.database import PostgresDatabase, count_of
+from tracker.storage.postgres.database import PostgresDatabase
+from tracker.storage.postgres.dialect import count_of
 from tracker.storage.postgres.identity import record_change
 from tracker.storage.postgres.rows import marks
 from tracker.storage.records import Submission

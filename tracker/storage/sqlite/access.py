@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from tracker.storage.records import ApiKey, OutboxItem, Webhook
-from tracker.storage.sqlite.database import SQLiteDatabase
-from tracker.storage.sqlite.rows import (
+from tracker.storage.rows import (
     API_KEY_COLUMNS,
     OUTBOX_COLUMNS,
     WEBHOOK_COLUMNS,
@@ -15,6 +14,7 @@ from tracker.storage.sqlite.rows import (
     to_json,
     webhook_from_row,
 )
+from tracker.storage.sqlite.database import SQLiteDatabase
 
 
 class AccessTables(SQLiteDatabase):

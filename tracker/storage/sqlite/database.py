@@ -19,13 +19,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from tracker.errors import StorageError
+from tracker.storage.migrations_runner import migrations
+from tracker.storage.script import Script, ScriptFactory, Sql, Step, drive, drive_async
+from tracker.storage.sqlite import dialect
 
 T = TypeVar("T")
 log = logging.getLogger("ashiato.sqlite")
@@ -45,17 +47,6 @@ _PRAGMAS = (
 # in bench/collector.py for ~7 MiB more RSS (32 MiB bought nothing more).
 _WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=20000", "PRAGMA cache_size=-8192")
 CHECKPOINT_EVERY = 1.0
-
-
-def migrations(folder_name: str) -> list[tuple[int, str, str]]:
-    """``migrations/<folder_name>/NNNN_name.sql`` as (number, name, sql), in order."""
-    folder = resources.files("tracker.storage") / "migrations" / folder_name
-    found = []
-    for item in folder.iterdir():
-        if item.name.endswith(".sql"):
-            number, _, name = item.name.removesuffix(".sql").partition("_")
-            found.append((int(number), name, item.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def _guard_sync(work: Callable[[], T]) -> T:
@@ -192,6 +183,19 @@ class SQLiteDatabase:
             log.warning("background checkpoint failed", extra={"cause": str(exc)})
         finally:
             self._checkpoint_task = None
+
+    async def transact(self, script: ScriptFactory[T]) -> T:
+        """Run a write script whole on the writer thread, in one transaction."""
+        return await self._write(lambda conn: drive(script(), partial(dialect.execute, conn)))
+
+    async def read(self, script: Script[T]) -> T:
+        """Run a read script on the reader connection (committed data only)."""
+        return await drive_async(script, self._read_step)
+
+    async def _read_step(self, step: Step) -> Any:
+        assert isinstance(step, Sql), "a read script only reads"
+        found = await self._read(*dialect.statement(step.text, step.args))
+        return dialect.answer(step.fetch, found, -1)
 
     async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         if self._reader is None:

@@ -28,8 +28,7 @@ from tracker.storage.records import (
     Merge,
     StitchRules,
 )
-from tracker.storage.sqlite.database import SQLiteDatabase
-from tracker.storage.sqlite.rows import (
+from tracker.storage.rows import (
     EVENT_COLUMNS,
     LEAD_COLUMNS,
     LINK_COLUMNS,
@@ -41,6 +40,7 @@ from tracker.storage.sqlite.rows import (
     merge_from_row,
     to_json,
 )
+from tracker.storage.sqlite.database import SQLiteDatabase
 
 _MAX_MERGE_DEPTH = 64
 

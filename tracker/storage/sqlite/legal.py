@@ -21,9 +21,9 @@ from tracker.storage.records import (
     ErasurePlan,
     PrivacyRequest,
 )
+from tracker.storage.rows import from_json, to_json
 from tracker.storage.sqlite.database import SQLiteDatabase
 from tracker.storage.sqlite.identity import record_change
-from tracker.storage.sqlite.rows import from_json, to_json
 
 _REQUEST_COLUMNS = (
     "id, kind, status, subject, received_at, due_at, completed_at, export_path, detail"

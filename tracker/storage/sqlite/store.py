@@ -20,10 +20,7 @@ from tracker.storage.records import (
     WriteItem,
     WriteResult,
 )
-from tracker.storage.sqlite.access import AccessTables
-from tracker.storage.sqlite.identity import IdentityTables
-from tracker.storage.sqlite.legal import LegalTables
-from tracker.storage.sqlite.rows import (
+from tracker.storage.rows import (
     EVENT_COLUMNS,
     INSERT_EVENT,
     SITE_COLUMNS,
@@ -33,6 +30,9 @@ from tracker.storage.sqlite.rows import (
     site_settings_json,
     to_json,
 )
+from tracker.storage.sqlite.access import AccessTables
+from tracker.storage.sqlite.identity import IdentityTables
+from tracker.storage.sqlite.legal import LegalTables
 from tracker.storage.sqlite.traits import TraitTables
 
 

@@ -1,4 +1,10 @@
-"""Row <-> record conversions shared by the SQLite modules (literal column lists)."""
+"""Row <-> record conversions and column lists, shared by both backends.
+
+A row is whatever the driver gives (a tuple from sqlite3, a Record from asyncpg): both
+index and unpack alike. JSON is kept as text in both databases (``TEXT`` / ``json``),
+ciphertexts as bytes; booleans come back as 0/1 from SQLite and as bools from
+PostgreSQL, so conversions that read one say ``bool(...)``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import orjson
 from tracker.storage.records import (
     ApiKey,
     Change,
+    ConsentReceipt,
     Event,
     LeadRow,
     Link,
@@ -25,7 +32,9 @@ EVENT_COLUMNS = (
     " utm_campaign, utm_term, utm_content, click_ids, browser, browser_version, os,"
     " os_version, device, ip"
 )
+EVENT_COLUMN_NAMES = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
 INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+RECEIPT_COLUMNS = "id, site_id, vid, analytics, marketing, policy_version, source, at"
 SITE_COLUMNS = "id, key, name, origins, consent_mode, created_at, settings, secret"
 LEAD_COLUMNS = (
     "id, email_index, key_id, email, name, company, phone, fields, first_touch, last_touch,"
@@ -129,3 +138,13 @@ def outbox_from_row(row: Sequence[Any]) -> OutboxItem:
      delivered_at, last_error) = row  # fmt: skip
     return OutboxItem(id_, webhook_id, type_, lead_id, orjson.loads(data), created_at,
                       attempts, next_attempt_at, delivered_at, last_error)  # fmt: skip
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def receipt_from_row(row: Sequence[Any]) -> ConsentReceipt:
+    id_, site_id, vid, analytics, marketing, policy_version, source, at = row
+    return ConsentReceipt(id_, site_id, vid, _flag(analytics), _flag(marketing),
+                          policy_version, source, at)  # fmt: skip

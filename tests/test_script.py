@@ -1,0 +1,106 @@
+"""Transaction scripts (tracker.storage.script): one script, the same answers from both
+databases; each dialect's translation of the shared conventions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import postgres
+from tracker.storage.postgres import dialect as pg
+from tracker.storage.postgres.database import PostgresDatabase
+from tracker.storage.script import (
+    Insert,
+    Lock,
+    LockName,
+    Script,
+    count,
+    lock_visitors,
+    row,
+    rows,
+    run,
+    value,
+)
+from tracker.storage.sqlite import dialect as lite
+from tracker.storage.sqlite.database import SQLiteDatabase
+
+Database = SQLiteDatabase | PostgresDatabase
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    db: Database
+    if backend == "sqlite":
+        db = SQLiteDatabase(tmp_path / "script.db")
+    else:
+        db = PostgresDatabase(postgres.create_database("ashiato_t"))
+    await db.transact(_create)
+    yield db
+    await db.close()
+
+
+def _create() -> Script[None]:
+    yield run("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT NOT NULL, n BIGINT NOT NULL)")
+
+
+def _fill_and_ask() -> Script[dict[str, Any]]:
+    yield Lock(LockName.LEAD_GRAPH, shared=True)
+    yield from lock_visitors(["a" * 32, "b" * 32])
+    yield Insert("t", ("id", "name", "n"), [(1, "one", 10), (2, "two", 20), (3, "three", 30)])
+    raised = yield count(
+        "UPDATE t SET n = GREATEST(n, ?) WHERE id IN ? AND n < ?", 25, [1, 2, 3], 25
+    )
+    first = yield row("SELECT id, name, n FROM t WHERE id = ? FOR NO KEY UPDATE", 1)
+    picked = yield rows("SELECT id FROM t WHERE name IN ? ORDER BY id", ("one", "three"))
+    none = yield rows("SELECT id FROM t WHERE id IN ?", [])
+    least = yield value("SELECT LEAST(MIN(n), ?) FROM t", 26)
+    missing = yield row("SELECT id FROM t WHERE id = ?", 99)
+    return {"raised": raised, "first": tuple(first), "picked": [r[0] for r in picked],
+            "none": none, "least": least, "missing": missing}  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_one_script_gets_the_same_answers_from_both_databases(database: Database) -> None:
+    got = await database.transact(_fill_and_ask)
+    assert got == {"raised": 2, "first": (1, "one", 25), "picked": [1, 3], "none": [],
+                   "least": 25, "missing": None}  # fmt: skip
+    assert await database.read(_names()) == ["one", "three", "two"]
+
+
+def _names() -> Script[list[str]]:
+    found = yield rows("SELECT name FROM t ORDER BY name")
+    return [r[0] for r in found]
+
+
+def _fails_halfway() -> Script[None]:
+    yield run("INSERT INTO t (id, name, n) VALUES (?, ?, ?)", 7, "seven", 7)
+    raise RuntimeError("a rule refused the change")
+
+
+@pytest.mark.anyio
+async def test_a_script_that_fails_leaves_nothing_behind(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        await database.transact(_fails_halfway)
+    assert await database.read(_names()) == []
+
+
+def test_sqlite_words() -> None:
+    text, args = lite.statement("SELECT GREATEST(a, ?) FROM t WHERE id IN ? AND x = ? "
+                                "FOR NO KEY UPDATE", (1, [2, 3], 4))  # fmt: skip
+    assert text == "SELECT MAX(a, ?) FROM t WHERE id IN (?, ?) AND x = ?"
+    assert list(args) == [1, 2, 3, 4]
+
+
+def test_postgres_words() -> None:
+    assert pg.text_of("SELECT a FROM t WHERE id IN ? AND x = ? FOR UPDATE") == (
+        "SELECT a FROM t WHERE id = ANY($1) AND x = $2 FOR UPDATE"
+    )
+    assert pg.args_of((1, ("a", "b"))) == [1, ["a", "b"]]
