@@ -267,6 +267,10 @@ class Webhook:
     created_at: int
     disabled_at: int | None = None
 
+    def subscribes_to(self, event_type: str) -> bool:
+        """Whether a change of ``event_type`` (``lead.identified`` …) is sent here."""
+        return event_type in self.events
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
