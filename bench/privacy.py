@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import ORIGIN, bench_env, cli  # noqa: E402
 from privacy.consent import Rules  # noqa: E402
-from privacy.crypto import blind_index  # noqa: E402
+from privacy.crypto.primitives import blind_index  # noqa: E402
 from privacy.personal import Person  # noqa: E402
 from tracker.settings import Settings  # noqa: E402
 from tracker.storage.records import Event  # noqa: E402

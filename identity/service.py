@@ -20,7 +20,7 @@ from typing import Any
 from identity import claims, stitching
 from identity.tokens import verify_token
 from privacy import consent
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import Person, PersonalData, link_ref, person_from_traits
 from tracker.storage import Store
 from tracker.storage.records import (

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import re
 
-from privacy.crypto import normalise_email
+from privacy.crypto.primitives import normalise_email
 
 MAX_LIFETIME = 24 * 3600
 """A token valid for longer than this is refused: it would be a password, not a token."""

@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from privacy.crypto import KeyringSource, sign, verify
+from privacy.crypto.keyfile import KeyringSource
+from privacy.crypto.primitives import sign, verify
 from tracker.errors import StorageError
 from tracker.storage import Store
 from tracker.storage.keystore import AuditAnchor, KeyStore

@@ -27,7 +27,7 @@ from typing import Any
 
 from privacy import export as exports
 from privacy.audit import AuditLog
-from privacy.crypto import DataKeys
+from privacy.crypto.datakeys import DataKeys
 from privacy.files import write_private
 from privacy.personal import PersonalData
 from tracker.errors import BadRequest, Conflict, NotFound

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import PersonalData, link_ref
 from tracker.storage import Store
 from tracker.storage.records import Event, Link, Submission

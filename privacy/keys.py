@@ -15,16 +15,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from privacy.crypto import (
-    InvalidCiphertext,
-    KeyConfigError,
-    Keyring,
-    KeyringSource,
-    read_key_file,
-    unwrap_key,
-    wrap_key,
-    write_key_file,
-)
+from privacy.crypto.datakeys import unwrap_key, wrap_key
+from privacy.crypto.keyfile import KeyringSource, read_key_file, write_key_file
+from privacy.crypto.keyring import KeyConfigError, Keyring
+from privacy.crypto.primitives import InvalidCiphertext
 from tracker.errors import StorageError
 from tracker.storage.keystore import KeyringState, KeyStore, WrappedKey
 

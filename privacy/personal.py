@@ -16,16 +16,9 @@ from typing import Any
 
 import orjson
 
-from privacy.crypto import (
-    DataKey,
-    DataKeys,
-    InvalidCiphertext,
-    KeyringSource,
-    blind_index,
-    normalise_email,
-    open_field,
-    seal_field,
-)
+from privacy.crypto.datakeys import DataKey, DataKeys, open_field, seal_field
+from privacy.crypto.keyfile import KeyringSource
+from privacy.crypto.primitives import InvalidCiphertext, blind_index, normalise_email
 from tracker.storage.records import LeadRow, Submission
 
 CORE_FIELDS = ("name", "company", "phone")

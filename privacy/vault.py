@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from privacy.crypto import DataKey, DataKeys, open_field, seal_field
+from privacy.crypto.datakeys import DataKey, DataKeys, open_field, seal_field
 from tracker.storage import Store
 
 _SYSTEM = "system"

@@ -11,24 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from privacy.crypto import (
-    DataKey,
-    DataKeys,
+from privacy.crypto.datakeys import DataKey, DataKeys, open_field, seal_field
+from privacy.crypto.keyfile import KeyringSource, load_keyring, read_key_file, write_key_file
+from privacy.crypto.keyring import KeyConfigError, Keyring
+from privacy.crypto.primitives import (
     InvalidCiphertext,
-    KeyConfigError,
-    Keyring,
-    KeyringSource,
     blind_index,
     field_context,
-    load_keyring,
-    open_field,
-    read_key_file,
     seal,
-    seal_field,
     sign,
     unseal,
     verify,
-    write_key_file,
 )
 from tracker.errors import Conflict
 from tracker.storage.keystore import WrappedKey

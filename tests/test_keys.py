@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from privacy.crypto import (
-    DataKey,
-    DataKeys,
-    KeyConfigError,
-    Keyring,
-    KeyringSource,
-    open_field,
-    read_key_file,
-    seal_field,
-)
+from privacy.crypto.datakeys import DataKey, DataKeys, open_field, seal_field
+from privacy.crypto.keyfile import KeyringSource, read_key_file
+from privacy.crypto.keyring import KeyConfigError, Keyring
 from privacy.keys import init_key_file, retire, rotate, status
 from tracker.errors import Conflict
 from tracker.storage.keystore import WrappedKey

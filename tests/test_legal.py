@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from privacy.export import SECTIONS
 from tests import postgres
 from tests.conftest import LOOPBACK_HOOKS, SITE_ORIGIN, Deployment, make_deployment

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from privacy.crypto import DataKeys, Keyring, KeyringSource, read_key_file, write_key_file
+from privacy.crypto.datakeys import DataKeys
+from privacy.crypto.keyfile import KeyringSource, read_key_file, write_key_file
+from privacy.crypto.keyring import Keyring
 from privacy.keys import init_key_file, retire, rotate
 from tests import postgres
 from tests.conftest import Deployment, deployment_env

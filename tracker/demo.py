@@ -17,7 +17,7 @@ import html
 
 from starlette.requests import Request
 
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from tracker.cookies import read_vid
 from tracker.services import Services
 from tracker.storage.records import Site

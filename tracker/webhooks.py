@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import PersonalData
 from privacy.vault import Vault
 from tracker.errors import StorageError

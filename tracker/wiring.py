@@ -7,7 +7,8 @@ from pathlib import Path
 
 from identity.service import Identity
 from privacy.audit import AuditLog
-from privacy.crypto import DataKeys, KeyringSource
+from privacy.crypto.datakeys import DataKeys
+from privacy.crypto.keyfile import KeyringSource
 from privacy.dsr import DataSubjectRequests
 from privacy.keys import check_master_key
 from privacy.personal import PersonalData

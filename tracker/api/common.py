@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from privacy.crypto import InvalidCiphertext
+from privacy.crypto.primitives import InvalidCiphertext
 from tracker.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from tracker.services import Services
 from tracker.storage.records import ApiKey, Event, LeadRow, Link
