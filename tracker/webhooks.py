@@ -92,9 +92,12 @@ class Deliverer:
         self.policy = policy or TargetPolicy()
         self._resolve = resolve
         self._now = now
+        # trust_env=False: no HTTP(S)_PROXY from the environment; a delivery goes straight
+        # to the address that was checked (webhook_targets.pin), never via a third party.
         self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, headers={"User-Agent": "ashiato-webhooks/1"}
-        )
+            timeout=timeout, follow_redirects=False, trust_env=False,
+            headers={"User-Agent": "ashiato-webhooks/1"},
+        )  # fmt: skip
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lanes: dict[str, Lane] = {}
