@@ -2,15 +2,14 @@
 
 Every test that uses a database runs once per backend: ``backend`` is one session
 fixture parametrised ``sqlite`` / ``postgresql``. The deployment fixtures depend on it;
-tests (and module fixtures) that call ``make_deployment`` themselves get it too (see
-``pytest_pycollect_makeitem``), and ``make_deployment`` builds for the backend the test
-runs under. PostgreSQL deployments get two fresh databases (data, key store), dropped
+tests (and module fixtures) that call ``make_deployment`` themselves ask for it and pass
+it on, so pytest builds module fixtures again for each backend, and groups the tests by
+backend. PostgreSQL deployments get two fresh databases (data, key store), dropped
 when their test module ends. When PostgreSQL is down its tests skip, or fail with CI=true.
 """
 
 from __future__ import annotations
 
-import inspect
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,14 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from _pytest.runner import runtestprotocol
 
 from tests import postgres
 from tests.servers import CHROME_UA, SERVER_LOGS, Server, base_env, cli_json, leaks_in_logs
 
 SITE_ORIGIN = "https://www.example.co.jp"
 BACKENDS = ("sqlite", "postgresql")
-_current = {"backend": "sqlite"}
 LOOPBACK_HOOKS = {"ASHIATO_WEBHOOK_ALLOW_PRIVATE": "true", "ASHIATO_WEBHOOK_ALLOW_HTTP": "true"}
 """Deployment settings for tests whose webhook receivers listen on 127.0.0.1 over plain
 http: refused by default (see tracker.webhook_targets), allowed by these settings."""
@@ -75,10 +72,10 @@ class Deployment:
         return httpx.post(f"{self.url}/collect", content=content, headers=default | headers)
 
 
-def deployment_env(tmp: Path, backend: str | None = None, **env_extra: str) -> dict[str, str]:
-    """The environment of a new deployment on ``backend`` (default: the one the running
-    test is parametrised with). Keys (the key file; SQLite's key store) go under ``tmp``."""
-    if (backend or _current["backend"]) == "sqlite":
+def deployment_env(tmp: Path, backend: str, **env_extra: str) -> dict[str, str]:
+    """The environment of a new deployment on ``backend``. Keys (the key file; SQLite's
+    key store) go under ``tmp``."""
+    if backend == "sqlite":
         return base_env(f"sqlite:///{tmp / 'ashiato.db'}", **env_extra)
     postgres.require()
     return base_env(
@@ -89,7 +86,7 @@ def deployment_env(tmp: Path, backend: str | None = None, **env_extra: str) -> d
     )
 
 
-def make_deployment(tmp: Path, *, backend: str | None = None, **env_extra: str) -> Deployment:
+def make_deployment(tmp: Path, *, backend: str, **env_extra: str) -> Deployment:
     env = deployment_env(tmp, backend, **env_extra)
     site = cli_json(env, "site", "add", "shop", "--origin", SITE_ORIGIN, "--consent", "notice")
     server = Server(env, tmp / "server.log")
@@ -102,7 +99,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     name = str(request.param)
     if name == "postgresql":
         postgres.require()
-    _current["backend"] = name
     return name
 
 
@@ -147,41 +143,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
-    """Tests of modules that import ``make_deployment`` (or that call it themselves) build
-    deployments without a fixture naming ``backend``: have them use it all the same."""
-    if not (inspect.isfunction(obj) and name.startswith("test")):
+@pytest.fixture(autouse=True)
+def _sqlite_only(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``sqlite_only`` where it runs on PostgreSQL (autouse: before the
+    test's own function fixtures build anything)."""
+    marker = request.node.get_closest_marker("sqlite_only")
+    if marker is None:
         return
-    module = collector.getparent(pytest.Module)
-    module_uses = (
-        module is not None and getattr(module.obj, "make_deployment", None) is make_deployment
-    )
-    if module_uses or "make_deployment" in obj.__code__.co_names:
-        pytest.mark.usefixtures("backend")(obj)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("sqlite_only")
-    if marker is not None and _backend_of(item) == "postgresql":
+    assert "backend" in request.fixturenames, "sqlite_only marks tests that use `backend`"
+    if request.getfixturevalue("backend") == "postgresql":
         pytest.skip(f"SQLite only: {marker.args[0]}")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """Where the backend changes from one test to the next, tear every fixture down, so
-    that a module fixture building a deployment without naming ``backend`` (test_api's
-    ``api``) is built again, on the next backend."""
-    if nextitem is None or None in (_backend_of(item), _backend_of(nextitem)):
-        return None
-    if _backend_of(item) == _backend_of(nextitem):
-        return None
-    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    runtestprotocol(item, nextitem=None)
-    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-    return True
-
-
-def _backend_of(item: pytest.Item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    return None if callspec is None else callspec.params.get("backend")

@@ -101,8 +101,8 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    dep = make_deployment(tmp_path_factory.mktemp("api"), **LOOPBACK_HOOKS)
+def api(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    dep = make_deployment(tmp_path_factory.mktemp("api"), backend=backend, **LOOPBACK_HOOKS)
     signed = cli_json(dep.env, "site", "add", "members", "--origin", SIGNED_ORIGIN,
                       "--consent", "notice", "--identify", "signed")  # fmt: skip
     opt_in = cli_json(dep.env, "site", "add", "eu", "--origin", OPT_IN_ORIGIN,

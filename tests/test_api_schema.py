@@ -77,11 +77,11 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+def seeded(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     tmp: Path = tmp_path_factory.mktemp("api-schema")
     nowhere = "http://127.0.0.1:9"
-    dep = make_deployment(tmp, HTTP_PROXY=nowhere, HTTPS_PROXY=nowhere, ALL_PROXY=nowhere,
-                          NO_PROXY="", **LOOPBACK_HOOKS)  # fmt: skip
+    dep = make_deployment(tmp, backend=backend, HTTP_PROXY=nowhere, HTTPS_PROXY=nowhere,
+                          ALL_PROXY=nowhere, NO_PROXY="", **LOOPBACK_HOOKS)  # fmt: skip
     scopes = [
         arg for scope in ("read", "identify", "privacy", "admin") for arg in ("--scope", scope)
     ]

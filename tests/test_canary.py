@@ -7,10 +7,15 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests import postgres
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import cli_json, leaks_in_logs
+
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
 
 LEADS = 12
 
@@ -51,9 +56,10 @@ def hits(paths: list[Path], needles: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def test_personal_data_is_never_plaintext_on_disk_or_in_logs(tmp_path: Path) -> None:
+def test_personal_data_is_never_plaintext_on_disk_or_in_logs(backend: str, tmp_path: Path) -> None:
     dep = make_deployment(
         tmp_path,
+        backend=backend,
         ASHIATO_TRUSTED_PROXIES="127.0.0.1",
         ASHIATO_ACCESS_LOG="true",
         ASHIATO_LOG_LEVEL="debug",
@@ -119,8 +125,10 @@ def test_personal_data_is_never_plaintext_on_disk_or_in_logs(tmp_path: Path) -> 
 _FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
 
 
-def test_a_full_ip_behind_a_trusted_proxy_is_only_stored_truncated(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path, ASHIATO_TRUSTED_PROXIES="127.0.0.1")
+def test_a_full_ip_behind_a_trusted_proxy_is_only_stored_truncated(
+    backend: str, tmp_path: Path
+) -> None:
+    dep = make_deployment(tmp_path, backend=backend, ASHIATO_TRUSTED_PROXIES="127.0.0.1")
     dep.server.start()
     beacon = dep.beacon()
     assert dep.post(beacon, **{"X-Forwarded-For": "203.0.113.199"}).status_code == 204

@@ -23,8 +23,12 @@ WWW = "https://www.example.test"
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, str, str]]:
-    dep = make_deployment(tmp_path_factory.mktemp("cookies"), ASHIATO_TRUSTED_PROXIES="127.0.0.1")
+def sites(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, str, str]]:
+    dep = make_deployment(
+        tmp_path_factory.mktemp("cookies"), backend=backend, ASHIATO_TRUSTED_PROXIES="127.0.0.1"
+    )
     notice = cli_json(
         dep.env,
         "site",
@@ -157,10 +161,10 @@ def test_opt_in_cookie_only_after_consent_and_cleared_on_withdrawal(
     assert "Max-Age=0" in forget.headers["set-cookie"]
 
 
-def test_cookie_domain_must_cover_the_origins(tmp_path: Path) -> None:
+def test_cookie_domain_must_cover_the_origins(backend: str, tmp_path: Path) -> None:
     from tests.servers import run_cli
 
-    dep = make_deployment(tmp_path)
+    dep = make_deployment(tmp_path, backend=backend)
     bad = run_cli(
         dep.env, "site", "add", "x", "--origin", WWW, "--cookie-domain", "other.test", check=False
     )

@@ -44,11 +44,13 @@ def test_sigkill_under_load_loses_no_acknowledged_event(fresh_deployment: Deploy
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
 
 
-def test_sigterm_flushes_queued_events_before_exit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_flushes_queued_events_before_exit(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import make_deployment
 
     # A long group-commit interval keeps accepted events waiting in the queue.
-    dep = make_deployment(tmp_path, ASHIATO_WRITER_INTERVAL_MS="3000", ASHIATO_WRITER_BATCH="10000")
+    dep = make_deployment(
+        tmp_path, backend=backend, ASHIATO_WRITER_INTERVAL_MS="3000", ASHIATO_WRITER_BATCH="10000"
+    )
     dep.server.start()
     beacons = [dep.beacon() for _ in range(40)]
     results: list[int] = []

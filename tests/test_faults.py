@@ -29,9 +29,13 @@ from tests.servers import cli_json, metric, run_cli, with_store
 from tracker.settings import Settings
 from tracker.wiring import open_parts
 
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
 
-def test_a_locked_database_answers_503_then_recovers(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+
+def test_a_locked_database_answers_503_then_recovers(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend)
     dep.server.start()
     assert dep.post(dep.beacon()).status_code == 204
     # The writer waits out SQLite's busy timeout (PostgreSQL's lock_timeout), 5 s, then
@@ -124,8 +128,8 @@ def test_a_full_disk_answers_503_then_recovers(tmp_path: Path, small_disk: Path)
     assert "Traceback" not in dep.server.logs()
 
 
-def test_a_hanging_webhook_receiver_does_not_slow_ingest(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path, **LOOPBACK_HOOKS)
+def test_a_hanging_webhook_receiver_does_not_slow_ingest(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend, **LOOPBACK_HOOKS)
     key = cli_json(dep.env, "apikey", "create", "hooks", "--scope", "admin")["key"]
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))
@@ -151,8 +155,8 @@ def test_a_hanging_webhook_receiver_does_not_slow_ingest(tmp_path: Path) -> None
     hang.close()
 
 
-def test_an_interrupted_erasure_is_finished_at_the_next_start(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+def test_an_interrupted_erasure_is_finished_at_the_next_start(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend)
     dep.server.start()
     vid, email = secrets.token_hex(16), f"crash.{secrets.token_hex(3)}@example.jp"
     assert (
@@ -200,8 +204,8 @@ def test_an_interrupted_erasure_is_finished_at_the_next_start(tmp_path: Path) ->
     assert all(entry.done_at for entry in ledger)  # type: ignore[attr-defined]
 
 
-def test_keys_rotate_while_the_server_runs(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+def test_keys_rotate_while_the_server_runs(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend)
     key = cli_json(dep.env, "apikey", "create", "rot", "--scope", "read")["key"]
     dep.server.start()
     emails = [f"rot{n}.{secrets.token_hex(2)}@example.jp" for n in range(30)]
@@ -223,8 +227,8 @@ def test_keys_rotate_while_the_server_runs(tmp_path: Path) -> None:
     dep.server.stop()
 
 
-def test_stalled_connections_do_not_starve_other_clients(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+def test_stalled_connections_do_not_starve_other_clients(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend)
     dep.server.start()
     port = int(dep.url.rsplit(":", 1)[1])
     stalled = []

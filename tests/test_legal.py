@@ -55,10 +55,11 @@ def byte_hits(root: Path, needles: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def legal(tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
+def legal(backend: str, tmp_path: Path) -> Iterator[tuple[Deployment, str]]:
     # One loopback client sends 10,000 events in seconds here: address limits off.
     dep = make_deployment(
         tmp_path,
+        backend=backend,
         ASHIATO_EXPORT_DIR=str(tmp_path / "exports"),
         ASHIATO_ACCESS_LOG="true",
         ASHIATO_RATE_LIMIT_IP="0",

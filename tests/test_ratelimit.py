@@ -13,6 +13,10 @@ from tests.servers import metric, with_store
 from tracker.errors import TooManyRequests
 from tracker.ratelimit import Limiter, client_key
 
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -49,9 +53,10 @@ def test_buckets_are_bounded_and_ipv6_is_grouped_by_64() -> None:
     assert Limiter(0, 10, scope="off").enabled is False
 
 
-def test_server_answers_429_before_events_reach_the_writer(tmp_path: Path) -> None:
+def test_server_answers_429_before_events_reach_the_writer(backend: str, tmp_path: Path) -> None:
     dep = make_deployment(
         tmp_path,
+        backend=backend,
         ASHIATO_RATE_LIMIT_IP="5",
         ASHIATO_RATE_LIMIT_IP_BURST="10",
         ASHIATO_RATE_LIMIT_API="1",
@@ -84,9 +89,10 @@ def test_server_answers_429_before_events_reach_the_writer(tmp_path: Path) -> No
     dep.server.stop()
 
 
-def test_a_busy_site_is_limited_as_a_whole(tmp_path: Path) -> None:
+def test_a_busy_site_is_limited_as_a_whole(backend: str, tmp_path: Path) -> None:
     dep = make_deployment(
         tmp_path,
+        backend=backend,
         ASHIATO_RATE_LIMIT_IP="0",
         ASHIATO_RATE_LIMIT_SITE="1",
         ASHIATO_RATE_LIMIT_SITE_BURST="20",

@@ -76,9 +76,13 @@ async def seed(dep: Deployment, now: int) -> dict[str, str]:
     return {"idle": idle, "sleeper_lead": result.lead.id}  # type: ignore[union-attr]
 
 
-def test_retention_deletes_exactly_the_expired_while_ingest_continues(tmp_path: Path) -> None:
+def test_retention_deletes_exactly_the_expired_while_ingest_continues(
+    backend: str, tmp_path: Path
+) -> None:
     # One loopback client plays many visitors here: address and site limits off.
-    dep = make_deployment(tmp_path, ASHIATO_RATE_LIMIT_IP="0", ASHIATO_RATE_LIMIT_SITE="0")
+    dep = make_deployment(
+        tmp_path, backend=backend, ASHIATO_RATE_LIMIT_IP="0", ASHIATO_RATE_LIMIT_SITE="0"
+    )
     now = int(time.time() * 1000)
     seeded = asyncio.run(seed(dep, now))
     dry = json.loads(

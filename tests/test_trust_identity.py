@@ -92,8 +92,8 @@ class Trust:
 
 
 @pytest.fixture(scope="module")
-def trust(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trust]:
-    dep = make_deployment(tmp_path_factory.mktemp("trust"))
+def trust(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trust]:
+    dep = make_deployment(tmp_path_factory.mktemp("trust"), backend=backend)
     signed = cli_json(dep.env, "site", "add", "members", "--origin", SIGNED_ORIGIN,
                       "--consent", "notice", "--identify", "signed")  # fmt: skip
     other = cli_json(dep.env, "site", "add", "blog", "--origin", OTHER_ORIGIN,

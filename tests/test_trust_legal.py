@@ -19,10 +19,14 @@ import pytest
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import base_env, cli_json, run_cli
 
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture
-def legal(tmp_path: Path) -> Iterator[tuple[Deployment, dict[str, str]]]:
-    dep = make_deployment(tmp_path, ASHIATO_EXPORT_DIR=str(tmp_path / "exports"))
+def legal(backend: str, tmp_path: Path) -> Iterator[tuple[Deployment, dict[str, str]]]:
+    dep = make_deployment(tmp_path, backend=backend, ASHIATO_EXPORT_DIR=str(tmp_path / "exports"))
     scopes = ("--scope", "read", "--scope", "privacy", "--scope", "admin")
     key = cli_json(dep.env, "apikey", "create", "legal", *scopes)["key"]
     dep.server.start()

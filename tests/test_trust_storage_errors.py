@@ -45,8 +45,8 @@ def webhooks_locked(dep: Deployment) -> Iterator[None]:
         blocker.close()
 
 
-def test_a_locked_database_answers_api_calls_with_503(tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path)
+def test_a_locked_database_answers_api_calls_with_503(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend)
     headers = keys(dep)
     dep.server.start()
     url = f"{dep.url}/api/v1/webhooks"

@@ -29,6 +29,10 @@ from tracker.webhook_targets import IPAddress, RefusedTarget, TargetPolicy, pin
 from tracker.webhooks import PER_ENDPOINT, Deliverer
 from tracker.wiring import open_parts
 
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
+
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
 
@@ -175,9 +179,9 @@ async def outbox(dep: Deployment) -> list[Any]:
 
 
 def test_delivery_resolves_checks_and_connects_to_the_checked_address(
-    tmp_path: Path, receiver: Receiver
+    backend: str, tmp_path: Path, receiver: Receiver
 ) -> None:
-    dep = make_deployment(tmp_path, **LOOPBACK_HOOKS)  # to register an http URL
+    dep = make_deployment(tmp_path, backend=backend, **LOOPBACK_HOOKS)  # to register an http URL
     hook = f"http://rebind.example:{receiver.port}/in"
     dep.server.start()
     assert register(dep, admin_key(dep), hook).status_code == 201
@@ -251,10 +255,10 @@ class Silent:
 
 
 def test_a_silent_receiver_never_holds_back_a_healthy_one(
-    tmp_path: Path, receiver: Receiver
+    backend: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     silent = Silent()
-    dep = make_deployment(tmp_path, ASHIATO_WEBHOOK_TIMEOUT_SECONDS="1",
+    dep = make_deployment(tmp_path, backend=backend, ASHIATO_WEBHOOK_TIMEOUT_SECONDS="1",
                           ASHIATO_WEBHOOK_RETRY_SECONDS="0.2", **LOOPBACK_HOOKS)  # fmt: skip
     dep.server.start()
     headers = admin_key(dep)

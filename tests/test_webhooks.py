@@ -19,6 +19,10 @@ from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
 from tests.servers import cli_json, free_port
 from tracker.webhooks import signature
 
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 class Receiver:
     """A small real HTTP server that checks signatures and records deliveries."""
@@ -83,9 +87,11 @@ def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyp
 
 
 def test_signed_deliveries_survive_receiver_downtime_exactly_once(
-    tmp_path: Path, receiver: Receiver
+    backend: str, tmp_path: Path, receiver: Receiver
 ) -> None:
-    dep = make_deployment(tmp_path, ASHIATO_WEBHOOK_RETRY_SECONDS="0.2", **LOOPBACK_HOOKS)
+    dep = make_deployment(
+        tmp_path, backend=backend, ASHIATO_WEBHOOK_RETRY_SECONDS="0.2", **LOOPBACK_HOOKS
+    )
     key = cli_json(dep.env, "apikey", "create", "hooks", "--scope", "admin")["key"]
     dep.server.start()
     created = httpx.post(
