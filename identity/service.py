@@ -5,7 +5,9 @@ Three ways in, one rule set: the tag (a form or ``ashiato('identify')``, evidenc
 API (``api``). All need the visitor's ``marketing`` consent; a site may accept only
 signed or API identification. Only signed and API identifications may rewrite a known
 lead; an unsigned one fills empty traits at most and is kept as its own record
-(``identity.claims``). Change times are the server's clock, never the event's.
+(``identity.claims``). Change times are the server's clock, never the event's. How the
+visitor is linked, and what its visits give the lead's first and last touch, is decided
+inside the store's transaction (``identity.stitching``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,7 @@ from privacy import consent
 from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import Person, PersonalData, link_ref, person_from_traits
 from tracker.storage import Store
-from tracker.storage.records import (
-    Event,
-    LeadRow,
-    LinkOutcome,
-    LinkRequest,
-    Site,
-    Submission,
-)
+from tracker.storage.records import Event, LeadRow, LinkOutcome, LinkRequest, Site, Submission
 
 DROP_UNSIGNED = "unsigned_identify"
 DROP_NO_MARKETING = "no_marketing_consent"
@@ -104,8 +99,7 @@ class Identity:
             draft = Submission("sb_" + secrets.token_hex(12), lead.id, vid, site.id, form, at, b"")
             await self._keep_claim(lead, draft, claims.record(traits, filled))
         ip = await self.personal.seal_ip(lead, link_ref(vid, at), full_ip)
-        touch = await self._touch(vid, lead, at)
-        request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, touch, changed_at=now)
+        request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, changed_at=now)
         outcome = await self.store.link_visitor(request, stitching.Rules())
         return Identified(lead, created, outcome)
 
@@ -155,48 +149,6 @@ class Identity:
         except InvalidCiphertext:
             return  # an erased lead's leftovers: nothing is kept about them
         await self.store.add_submission(dataclasses.replace(draft, claim=sealed))
-
-    async def _touch(self, vid: str, lead: LeadRow, at: int) -> dict[str, Any] | None:
-        """Campaign data of the visitor's first visit and of its latest session, counting
-        only the page views the link will give this lead (a shared computer's earlier
-        person's landing page is not this person's first touch)."""
-        since = await self._covered_from(vid, lead, at)
-        events = [
-            e
-            for e in await self.store.visitor_events(vid, limit=5000)
-            if e.type == "pageview" and e.at >= since
-        ]
-        if not events:
-            return None
-        latest_session = events[-1].sid
-        landing = next((e for e in events if e.sid == latest_session), events[-1])
-        return {"first": touch_of(events[0]), "last": touch_of(landing)}
-
-    async def _covered_from(self, vid: str, lead: LeadRow, at: int) -> int:
-        """From when the visitor's browsing will count for ``lead`` once linked: all of
-        it (first link), since its open link began (same person), or from now (switch)."""
-        links = await self.store.links_of_visitor(vid)
-        current = next((link for link in reversed(links) if link.ended_at is None), None)
-        current_root = await self.store.resolve_lead(current.lead_id) if current else None
-        new_root = await self.store.resolve_lead(lead.id) or lead.id
-        action = stitching.decide(current, current_root, new_root)
-        if action == stitching.FIRST:
-            return 0
-        if action == stitching.KEEP:
-            assert current is not None
-            return current.valid_from
-        return at
-
-
-def touch_of(event: Event) -> dict[str, Any]:
-    return {
-        "at": event.at,
-        "landing_page": event.url,
-        "referrer": event.referrer,
-        "utm_source": event.utm_source,
-        "utm_medium": event.utm_medium,
-        "utm_campaign": event.utm_campaign,
-    }
 
 
 def _traits(person: Person) -> dict[str, str]:

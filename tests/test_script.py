@@ -92,6 +92,23 @@ async def test_a_script_that_fails_leaves_nothing_behind(database: Database) -> 
     assert await database.read(_names()) == []
 
 
+def _null_safe_equality() -> Script[list[int]]:
+    found = yield rows(
+        "SELECT id FROM t WHERE (CASE WHEN id = 2 THEN NULL ELSE name END)"
+        " IS NOT DISTINCT FROM ? ORDER BY id", None,
+    )  # fmt: skip
+    return [r[0] for r in found]
+
+
+@pytest.mark.anyio
+async def test_null_equals_null_where_asked(database: Database) -> None:
+    await database.transact(_fill_and_ask)
+    assert await database.read(_null_safe_equality()) == [2]
+    assert lite.statement("SELECT 1 WHERE a IS NOT DISTINCT FROM ?", (None,))[0] == (
+        "SELECT 1 WHERE a IS ?"
+    )
+
+
 def test_sqlite_words() -> None:
     text, args = lite.statement("SELECT GREATEST(a, ?) FROM t WHERE id IN ? AND x = ? "
                                 "FOR NO KEY UPDATE", (1, [2, 3], 4))  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from identity import merging
 from privacy import consent
 from privacy.export import submission_view
 from tracker.api.auth import require
@@ -194,7 +195,7 @@ async def merge(request: Request) -> Response:
     if not LEAD_ID.fullmatch(other_id) or await services.store.lead(other_id) is None:
         raise NotFound("lead not found")
     record = Merge("mg_" + secrets.token_hex(12), into.id, other_id, key.id, reason, now_ms())
-    await services.store.merge_leads(record)
+    await services.store.merge_leads(record, merging.Rules())
     await audit_read(services, key, "lead.merge", record.id, into=into.id, merged=other_id)
     return json_response(merge_view(record), 201)
 
@@ -210,7 +211,7 @@ async def unmerge(request: Request) -> Response:
     if found is None:
         raise NotFound("merge not found")
     record = await services.store.unmerge_leads(found.id, actor=key.id, reason=reason,
-                                                at=now_ms())  # fmt: skip
+                                                at=now_ms(), rules=merging.Rules())  # fmt: skip
     await audit_read(services, key, "lead.unmerge", record.id, into=record.into_lead,
                      unmerged=record.from_lead)  # fmt: skip
     return json_response(merge_view(record))

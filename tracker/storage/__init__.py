@@ -30,6 +30,7 @@ from tracker.storage.records import (
     LinkOutcome,
     LinkRequest,
     Merge,
+    MergeRules,
     OutboxItem,
     PrivacyRequest,
     Site,
@@ -138,9 +139,13 @@ class Store(Protocol):
     async def link_events(self, links: Sequence[Link], *, limit: int) -> list[Event]:
         """The events the links cover (visitor and time range), in time order."""
 
-    async def merge_leads(self, merge: Merge) -> None: ...
+    async def merge_leads(self, merge: Merge, rules: MergeRules) -> None:
+        """Record ``merge`` if ``rules`` admit it, with change and outbox rows."""
 
-    async def unmerge_leads(self, merge_id: str, *, actor: str, reason: str, at: int) -> Merge: ...
+    async def unmerge_leads(
+        self, merge_id: str, *, actor: str, reason: str, at: int, rules: MergeRules
+    ) -> Merge:
+        """Undo the merge if ``rules`` admit it; the merge as undone."""
 
     async def open_merge(self, into_lead: str, from_lead: str) -> Merge | None: ...
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 ConsentMode = Literal["opt-in", "notice"]
@@ -187,25 +189,51 @@ class LinkRequest:
     evidence: str
     at: int
     ip: bytes | None
-    touch: dict[str, Any] | None
-    """Campaign data of this visitor's first and latest visit, to fold into the lead."""
     changed_at: int | None = None
     """The server's clock now: the lead's change time (``updated_at``, the change feed).
     ``at`` (the identification's event time) may lie in the past; a change time must not,
     or ``updated_since`` would miss it. ``at`` when None."""
 
 
+class Stitch(StrEnum):
+    """What identifying a visitor did to its links (``identity.stitching``); the value is
+    the ``link`` of the identify API's answer."""
+
+    KEPT = "kept"
+    """Already linked to this person: nothing changes."""
+    FIRST = "first"
+    """The visitor's first link: it claims the whole anonymous past."""
+    SWITCHED = "switched"
+    """Linked to someone else before: a new link from now on."""
+
+
 @dataclass(frozen=True, slots=True)
 class LinkOutcome:
-    action: str
-    """``kept`` (already linked to this person), ``first`` or ``switched``."""
+    action: Stitch
     link: Link
     ended: Link | None = None
 
 
+Touch = dict[str, Any]
+"""Campaign data of one visit (``at``, ``landing_page``, ``referrer``, ``utm_*``)."""
+
+
 class StitchRules(Protocol):
-    def decide(self, current: Link | None, current_root: str | None, new_root: str) -> str:
-        """``keep``, ``first`` or ``switch`` (see ``identity.stitching``)."""
+    """The stitching decisions (``identity.stitching``), taken inside the transaction
+    that links the visitor."""
+
+    def decide(self, current: Link | None, current_root: str | None, new_root: str) -> Stitch:
+        """``current``: the visitor's open link; ``current_root``: the lead it stands for
+        now; ``new_root``: the lead the identification stands for."""
+
+    def touches(self, events: Sequence[Event], since: int) -> tuple[Touch, Touch] | None:
+        """The first and the last touch among the visitor's events (oldest first) that
+        the link gives the lead: those from ``since`` on."""
+
+    def fold(
+        self, first: Touch | None, last: Touch | None, touches: tuple[Touch, Touch]
+    ) -> tuple[Touch | None, Touch | None]:
+        """The lead's first and last touch after this visitor's are folded in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +264,19 @@ class Merge:
     undone_at: int | None = None
     undone_by: str | None = None
     undo_reason: str | None = None
+
+
+class MergeRules(Protocol):
+    """Which merges and unmerges may be applied (``identity.merging``), checked inside
+    the transaction that applies them; each raises NotFound or Conflict when not."""
+
+    def admit_merge(
+        self, merge: Merge, found: Collection[str], from_root: str, into_root: str
+    ) -> None:
+        """``found``: which of the two leads exist; ``*_root``: whom each stands for now."""
+
+    def admit_unmerge(self, merge: Merge | None) -> Merge:
+        """The merge to undo (``None``: no merge has that id)."""
 
 
 @dataclass(frozen=True, slots=True)

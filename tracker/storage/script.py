@@ -10,6 +10,7 @@ each backend's dialect translates (``sqlite/dialect.py``, ``postgres/dialect.py`
 - ``col IN ?`` with a list or tuple argument (SQLite: ``IN (?, ?, …)``; PostgreSQL:
   ``= ANY($n)``); a list or tuple argument is allowed only there;
 - ``GREATEST(a, b)`` / ``LEAST(a, b)`` (SQLite: its two-argument ``MAX`` / ``MIN``);
+- ``a IS NOT DISTINCT FROM b``, equality where NULL equals NULL (SQLite: ``a IS b``);
 - row locks (``FOR UPDATE``, ``FOR NO KEY UPDATE``, ``FOR SHARE``) and ``Lock`` steps
   mean something only where several processes share the database (PostgreSQL); the
   SQLite backend's single writer already runs one transaction at a time.

@@ -17,11 +17,9 @@ import asyncpg
 from tracker.errors import Conflict
 from tracker.storage.postgres import partitions
 from tracker.storage.postgres.access import AccessTables
-from tracker.storage.postgres.database import guard, lock_visitors, now_ms
+from tracker.storage.postgres.database import PostgresDatabase, guard, lock_visitors, now_ms
 from tracker.storage.postgres.dialect import count_of
-from tracker.storage.postgres.identity import IdentityTables
 from tracker.storage.postgres.legal import LegalTables
-from tracker.storage.postgres.merges import MergeTables
 from tracker.storage.postgres.rows import (
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
@@ -33,7 +31,6 @@ from tracker.storage.postgres.rows import (
     site_settings_json,
     to_json,
 )
-from tracker.storage.postgres.traits import TraitTables
 from tracker.storage.records import (
     DEFAULT_SITE_SETTINGS,
     ConsentMode,
@@ -47,6 +44,9 @@ from tracker.storage.records import (
     WriteItem,
     WriteResult,
 )
+from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.traits import TraitTables
 
 _STATE_COLUMNS = "site_id, vid, analytics, marketing, gpc, receipt_id, at"
 States = dict[tuple[int, str], ConsentState]
@@ -135,7 +135,9 @@ async def _forget(
     return erased
 
 
-class PostgresStore(IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables):
+class PostgresStore(
+    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, PostgresDatabase
+):
     """ashiato's data in one PostgreSQL database, shared by any number of collectors."""
 
     migrations_folder = "postgres"

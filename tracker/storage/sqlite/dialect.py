@@ -2,7 +2,8 @@
 
 See ``tracker.storage.script`` for the conventions translated here: ``IN ?`` with a
 list becomes ``IN (?, ?, …)``; ``GREATEST``/``LEAST`` become SQLite's two-argument
-``MAX``/``MIN``; row locks and advisory locks go (one writer needs none).
+``MAX``/``MIN``; ``IS NOT DISTINCT FROM`` becomes ``IS`` (SQLite before 3.39 lacks the
+long form); row locks and advisory locks go (one writer needs none).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from tracker.storage.script import Fetch, Insert, Lock, Sql, Step
 
 _ROW_LOCK = re.compile(r"\s+FOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b")
-_WORDS = (("GREATEST(", "MAX("), ("LEAST(", "MIN("))
+_WORDS = (("GREATEST(", "MAX("), ("LEAST(", "MIN("), (" IS NOT DISTINCT FROM ", " IS "))
 
 
 @lru_cache(maxsize=1024)

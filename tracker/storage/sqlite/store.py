@@ -31,9 +31,11 @@ from tracker.storage.rows import (
     to_json,
 )
 from tracker.storage.sqlite.access import AccessTables
-from tracker.storage.sqlite.identity import IdentityTables
+from tracker.storage.sqlite.database import SQLiteDatabase
 from tracker.storage.sqlite.legal import LegalTables
-from tracker.storage.sqlite.traits import TraitTables
+from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.traits import TraitTables
 
 
 def _write_batch(
@@ -126,7 +128,9 @@ def _forget(
     return int(erased)
 
 
-class SQLiteStore(IdentityTables, TraitTables, AccessTables, LegalTables):
+class SQLiteStore(
+    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, SQLiteDatabase
+):
     """ashiato's data: sites, events (and, in further modules, everything else)."""
 
     migrations_folder = "sqlite"
