@@ -5,8 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tracker.api import answers
 from tracker.api.auth import require
 from tracker.api.common import int_param, json_response, services_of
+from tracker.api.fields import ChangeSeq, ChangesPageSize
 
 
 async def changes(request: Request) -> Response:
@@ -14,15 +16,10 @@ async def changes(request: Request) -> Response:
     ``erased`` change is a tombstone: the lead is gone; delete your copy too."""
     await require(request, "read")
     services = services_of(request)
-    cursor = int_param(request, "cursor", 0, low=0, high=2**62)
-    limit = int_param(request, "limit", 500, low=1, high=5000)
+    cursor = int_param(request, "cursor", 0, ChangeSeq)
+    limit = int_param(request, "limit", 500, ChangesPageSize)
     rows = await services.store.changes_page(after=cursor, limit=limit)
+    changes = [answers.Change(c.seq, c.lead_id, c.kind, c.at) for c in rows]  # type: ignore[arg-type]
     return json_response(
-        {
-            "changes": [
-                {"seq": c.seq, "lead": c.lead_id, "kind": c.kind, "at": c.at} for c in rows
-            ],
-            "cursor": rows[-1].seq if rows else cursor,
-            "more": len(rows) == limit,
-        }
+        answers.ChangesPage(changes, rows[-1].seq if rows else cursor, len(rows) == limit)
     )

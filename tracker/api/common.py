@@ -1,4 +1,4 @@
-"""What the API resources share: JSON in and out, parameters, lead views."""
+"""What the API resources share: JSON out, query parameters, cursors, lead views."""
 
 from __future__ import annotations
 
@@ -8,21 +8,20 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from privacy.crypto.primitives import InvalidCiphertext
-from tracker.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from tracker.api import answers
+from tracker.api.bodies import NUL_REFUSED
+from tracker.api.fields import LEAD_ID, bounds
+from tracker.errors import NotFound
+from tracker.http_errors import BadRequest
 from tracker.services import Services
 from tracker.storage.records import ApiKey, Event, LeadRow, Link
 
-MAX_JSON_BODY = 65_536
-LEAD_ID = re.compile(r"ld_[0-9a-f]{24}")
-VISITOR_ID = re.compile(r"[0-9a-f]{32}")
-SITE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
-HOOK_ID = re.compile(r"wh_[0-9a-f]{24}")
-REQUEST_ID = re.compile(r"pr_[0-9a-f]{24}")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 """ASCII digits only: ``str.isdigit`` also takes '²' and '١', which ``int`` refuses or reads."""
 MAX_CURSOR = 512
@@ -33,48 +32,8 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status, media_type="application/json")
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
-        raise UnsupportedMediaType("compressed bodies are not accepted")  # no gzip bombs
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in ("", "application/json"):
-        raise UnsupportedMediaType("send application/json")
-    body = b""
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_JSON_BODY:
-                raise PayloadTooLarge(f"body larger than {MAX_JSON_BODY} bytes")
-    except ClientDisconnect:
-        raise BadRequest("client went away") from None  # nobody reads it; no 500 in the log
-    try:
-        data = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError:
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object")
-    if _holds_nul(data):
-        raise BadRequest(NUL_REFUSED)
-    return data
-
-
-NUL_REFUSED = "text must not contain NUL (U+0000) characters"
-"""PostgreSQL text cannot hold U+0000 and SQLite's can: refused at the door, so both
-backends answer alike and no database error becomes a 500 (or a 503)."""
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+def json_response(answer: msgspec.Struct, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(answer), status, media_type="application/json")
 
 
 async def audit_read(
@@ -99,25 +58,18 @@ def query_param(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-def int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+def int_param(request: Request, name: str, default: int, number: Any) -> int:
+    """An integer query parameter within the bounds its type (``fields``) declares."""
     raw = query_param(request, name)
     if raw is None:
         return default
+    low, high = bounds(number)
     if not _INTEGER.fullmatch(raw):
         raise BadRequest(f"{name} must be an integer")
     value = int(raw)
     if not low <= value <= high:
         raise BadRequest(f"{name} must be between {low} and {high}")
     return value
-
-
-def text_field(data: dict[str, Any], name: str, *, limit: int, required: bool = True) -> str:
-    value = data.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise BadRequest(f"{name} must be a string of 1 to {limit} characters")
-    return value.strip()
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -147,8 +99,9 @@ async def root_lead(services: Services, lead_id: str) -> LeadRow:
     return lead
 
 
-async def lead_view(services: Services, lead: LeadRow) -> dict[str, Any]:
-    """The lead with decrypted traits; an erased lead's leftovers read as not found."""
+async def lead_fields(services: Services, lead: LeadRow) -> dict[str, Any]:
+    """The lead's fields with decrypted traits (for ``answers.Lead`` and ``LeadDetail``);
+    an erased lead's leftovers read as not found."""
     try:
         person = await services.personal.read(lead)
     except InvalidCiphertext:
@@ -163,48 +116,24 @@ async def lead_view(services: Services, lead: LeadRow) -> dict[str, Any]:
     }
 
 
-def link_view(link: Link, site_keys: dict[int, str]) -> dict[str, Any]:
-    return {
-        "visitor": link.vid,
-        "site": site_keys.get(link.site_id),
-        "evidence": link.evidence,
-        "linked_at": link.began_at,
-        "covers_from": link.valid_from,
-        "ended_at": link.ended_at,
-        "lead": link.lead_id,
-    }
+def link_view(link: Link, site_keys: dict[int, str]) -> answers.VisitorLink:
+    site = site_keys.get(link.site_id)
+    return answers.VisitorLink(link.vid, site, link.evidence, link.began_at, link.valid_from,
+                               link.ended_at, link.lead_id)  # fmt: skip
 
 
-def event_view(event: Event, site_keys: dict[int, str]) -> dict[str, Any]:
-    view = {
-        "kind": "event",
-        "type": event.type,
-        "at": event.at,
-        "visitor": event.vid,
-        "session": event.sid,
-        "site": site_keys.get(event.site_id),
-        "url": event.url,
-        "referrer": event.referrer,
-        "title": event.title,
-        "name": event.name,
-        "props": event.props,
-        "utm": {
-            k: v
-            for k, v in (
-                ("source", event.utm_source),
-                ("medium", event.utm_medium),
-                ("campaign", event.utm_campaign),
-                ("term", event.utm_term),
-                ("content", event.utm_content),
-            )
-            if v
-        },
-        "click_ids": event.click_ids,
-        "browser": event.browser,
-        "os": event.os,
-        "device": event.device,
-    }
-    return {k: v for k, v in view.items() if v not in (None, {})}
+def event_view(event: Event, site_keys: dict[int, str]) -> answers.EventItem:
+    """Fields the event does not have (None, or empty) are left out of the answer."""
+    utm = (("source", event.utm_source), ("medium", event.utm_medium),
+           ("campaign", event.utm_campaign), ("term", event.utm_term),
+           ("content", event.utm_content))  # fmt: skip
+    return answers.EventItem(
+        type=event.type, at=event.at, visitor=event.vid, session=event.sid,
+        site=site_keys.get(event.site_id), url=event.url, referrer=event.referrer,
+        title=event.title, name=event.name, props=event.props or None,
+        utm={k: v for k, v in utm if v}, click_ids=event.click_ids or None,
+        browser=event.browser, os=event.os, device=event.device,
+    )  # fmt: skip
 
 
 def site_keys(services: Services) -> dict[int, str]:

@@ -5,47 +5,38 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
 from identity.service import Identified
+from tracker.api import answers
 from tracker.api.auth import require
-from tracker.api.common import (
-    SITE_KEY,
-    VISITOR_ID,
-    audit_read,
-    json_body,
-    json_response,
-    now_ms,
-    services_of,
-)
+from tracker.api.bodies import Consent, ConsentBody, IdentifyBody, read_body
+from tracker.api.common import audit_read, json_response, now_ms, services_of
 from tracker.beacon import Beacon, validate
-from tracker.errors import BadRequest, Conflict, NotFound
+from tracker.errors import Conflict, NotFound
+from tracker.http_errors import BadRequest
 from tracker.services import Services
 from tracker.storage.records import ConsentReceipt, Site
 
 
-async def _site_and_visitor(services: Services, data: dict[str, Any]) -> tuple[Site, str]:
-    site_key, vid = data.get("site"), data.get("vid")
-    if not isinstance(site_key, str) or not SITE_KEY.fullmatch(site_key):
-        raise BadRequest("site must be a site key")
-    if not isinstance(vid, str) or not VISITOR_ID.fullmatch(vid):
-        raise BadRequest("vid must be the visitor id (32 lowercase hex)")
+async def _site(services: Services, site_key: str) -> Site:
     site = (await services.sites.snapshot(wanted=[site_key])).get(site_key)
     if site is None:
         raise NotFound("site not found")
-    return site, vid
+    return site
 
 
 async def consent_api(request: Request) -> Response:
     """Record consent obtained by the site itself (e.g. a checkbox on its own form)."""
     key = await require(request, "identify")
     services = services_of(request)
-    data = await json_body(request)
-    site, vid = await _site_and_visitor(services, data)
-    receipt = await record_consent(services, site, vid, data)
-    await audit_read(services, key, "consent.record", receipt.id, visitor=vid)
-    return json_response({"consent_id": receipt.id, "at": receipt.at}, 201)
+    body = await read_body(request, ConsentBody)
+    site = await _site(services, body.site)
+    receipt = await record_consent(services, site, body.vid, body.consent, body.policy)
+    await audit_read(services, key, "consent.record", receipt.id, visitor=body.vid)
+    return json_response(answers.ConsentRecorded(receipt.id, receipt.at), 201)
 
 
 def _checked(raw: dict[str, Any]) -> Beacon:
@@ -56,23 +47,13 @@ def _checked(raw: dict[str, Any]) -> Beacon:
         raise BadRequest(exc.message.removeprefix("events[0].")) from None
 
 
-def _check_consent(value: Any) -> None:
-    """Exactly the documented shape: a misspelt purpose must not be dropped silently."""
-    if (
-        not isinstance(value, dict)
-        or not value
-        or not set(value) <= {"analytics", "marketing"}
-        or not all(isinstance(v, bool) for v in value.values())
-    ):
-        raise BadRequest("consent must hold analytics and/or marketing, each true or false")
-
-
 async def record_consent(
-    services: Services, site: Site, vid: str, data: dict[str, Any]
+    services: Services, site: Site, vid: str, consent: Consent, policy: str | None
 ) -> ConsentReceipt:
-    _check_consent(data.get("consent"))
-    claim = _checked({"site": site.key, "type": "consent", "vid": vid,
-                      "consent": data.get("consent"), "policy": data.get("policy")})  # fmt: skip
+    stated = {name: value for name in ("analytics", "marketing")
+              if (value := getattr(consent, name)) is not UNSET}  # fmt: skip
+    claim = _checked({"site": site.key, "type": "consent", "vid": vid, "consent": stated,
+                      "policy": policy})  # fmt: skip
     assert claim.consent is not None
     receipt = ConsentReceipt(secrets.token_hex(16), site.id, vid, claim.consent[0],
                              claim.consent[1], claim.policy or site.settings.policy_version,
@@ -86,16 +67,16 @@ async def identify_api(request: Request) -> Response:
     consent: include ``consent`` to record one obtained by the site, else 409."""
     key = await require(request, "identify")
     services = services_of(request)
-    data = await json_body(request)
-    site, vid = await _site_and_visitor(services, data)
+    body = await read_body(request, IdentifyBody)
+    site, vid = await _site(services, body.site), body.vid
     traits = _checked({"site": site.key, "type": "identify", "vid": vid,
-                       "traits": data.get("traits")}).traits  # fmt: skip
+                       "traits": body.traits}).traits  # fmt: skip
     assert traits is not None
-    if data.get("consent") is not None:
-        await record_consent(services, site, vid, data)
+    if body.consent is not None:
+        await record_consent(services, site, vid, body.consent, body.policy)
     result = await services.identity.identify(site, vid, traits, evidence="api", at=now_ms())
     if not isinstance(result, Identified):
         raise Conflict("the visitor has not granted marketing consent on this site")
     await audit_read(services, key, "lead.identify", result.lead.id, visitor=vid)
-    return json_response({"lead": result.lead.id, "created": result.created,
-                          "link": result.outcome.action, "visitor": vid})  # fmt: skip
+    return json_response(answers.Identified(result.lead.id, result.created,
+                                            result.outcome.action, vid))  # fmt: skip

@@ -3,59 +3,58 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from identity import merging
 from privacy import consent
 from privacy.export import submission_view
+from tracker.api import answers
 from tracker.api.auth import require
+from tracker.api.bodies import MergeBody, read_body
 from tracker.api.common import (
-    LEAD_ID,
     audit_read,
     decode_cursor,
     encode_cursor,
     event_view,
     int_param,
-    json_body,
     json_response,
-    lead_view,
+    lead_fields,
     link_view,
     now_ms,
     query_param,
     root_lead,
     services_of,
     site_keys,
-    text_field,
 )
+from tracker.api.fields import LEAD_ID, LeadsPageSize, Millis, TimelineLimit
 from tracker.beacon import is_email_address
-from tracker.errors import BadRequest, NotFound
+from tracker.errors import NotFound
+from tracker.http_errors import BadRequest
 from tracker.services import Services
 from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
-
-TIMELINE_LIMIT = 50_000
 
 
 async def list_leads(request: Request) -> Response:
     """Unmerged leads changed since ``updated_since`` (ms), oldest change first."""
     key = await require(request, "read")
     services = services_of(request)
-    since = int_param(request, "updated_since", 0, low=0, high=2**62)
-    limit = int_param(request, "limit", 100, low=1, high=500)
+    since = int_param(request, "updated_since", 0, Millis)
+    limit = int_param(request, "limit", 100, LeadsPageSize)
     cursor = query_param(request, "cursor")
     after = _page_position(cursor) if cursor else None
     rows = await services.store.leads_page(updated_since=since, after=after, limit=limit)
     leads = []
     for row in rows:
         try:
-            leads.append(await lead_view(services, row))
+            leads.append(answers.Lead(**await lead_fields(services, row)))
         except NotFound:
             continue  # an erased lead's leftovers: not a lead any more, and not a failed page
     next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if len(rows) == limit else None
-    await audit_read(services, key, "leads.list", "*", leads=[lead["id"] for lead in leads])
-    return json_response({"leads": leads, "next_cursor": next_cursor})
+    await audit_read(services, key, "leads.list", "*", leads=[lead.id for lead in leads])
+    return json_response(answers.LeadsPage(leads, next_cursor))
 
 
 def _page_position(cursor: str) -> tuple[int, str]:
@@ -87,7 +86,7 @@ async def lookup(request: Request) -> Response:
         view = None
     if view is None:
         raise NotFound("no lead has that email")
-    await audit_read(services, key, "lead.read", view["id"], via="lookup")
+    await audit_read(services, key, "lead.read", view.id, via="lookup")
     return json_response(view)
 
 
@@ -100,8 +99,8 @@ async def detail(request: Request) -> Response:
     return json_response(view)
 
 
-async def detail_view(services: Services, lead: LeadRow) -> dict[str, Any]:
-    view = await lead_view(services, lead)
+async def detail_view(services: Services, lead: LeadRow) -> answers.LeadDetail:
+    fields = await lead_fields(services, lead)
     family = await services.store.lead_family(lead.id)
     links = await services.store.links_of_leads(family)
     keys = site_keys(services)
@@ -112,14 +111,11 @@ async def detail_view(services: Services, lead: LeadRow) -> dict[str, Any]:
         state = await services.store.consent_state(link.site_id, link.vid)
         if site is not None:
             current = consent.effective(site.consent_mode, state)
-            states.append({"visitor": link.vid, "site": site.key,
-                           "analytics": current.analytics, "marketing": current.marketing,
-                           "gpc": current.gpc, "receipt": current.receipt_id or None})  # fmt: skip
-    return view | {
-        "visitors": visitors,
-        "merged_leads": [lead_id for lead_id in family if lead_id != lead.id],
-        "consent": states,
-    }
+            states.append(answers.LeadConsent(link.vid, site.key, current.analytics,
+                                              current.marketing, current.gpc,
+                                              current.receipt_id or None))  # fmt: skip
+    merged = [lead_id for lead_id in family if lead_id != lead.id]
+    return answers.LeadDetail(**fields, visitors=visitors, merged_leads=merged, consent=states)
 
 
 async def timeline(request: Request) -> Response:
@@ -127,33 +123,34 @@ async def timeline(request: Request) -> Response:
     identifications, merges and consent changes, in time order."""
     key = await require(request, "read")
     services = services_of(request)
-    limit = int_param(request, "limit", 10_000, low=1, high=TIMELINE_LIMIT)
+    limit = int_param(request, "limit", 10_000, TimelineLimit)
     lead = await root_lead(services, request.path_params["lead_id"])
     family = await services.store.lead_family(lead.id)
     links = await services.store.links_of_leads(family)
     events = await services.store.link_events(links, limit=limit)
     keys = site_keys(services)
-    items: list[dict[str, Any]] = [event_view(e, keys) for e in events]
-    items += [{"kind": "identified", "at": link.began_at, **link_view(link, keys)}
-              for link in links]  # fmt: skip
+    items: list[answers.TimelineItem] = [event_view(e, keys) for e in events]
+    items += [answers.IdentifiedItem(**msgspec.structs.asdict(link_view(link, keys)),
+                                     at=link.began_at) for link in links]  # fmt: skip
     items += [item for m in await services.store.merges_of(family) for item in merge_items(m)]
     receipts = await services.store.consent_receipts_of([link.vid for link in links])
     items += [receipt_item(r, keys) for r in receipts if _covered(r, links)]
     items += await _submission_items(services, family, keys)
-    items.sort(key=lambda item: (item["at"], _KIND_ORDER.get(item["kind"], 9)))
+    items.sort(key=lambda item: (item.at, _KIND_ORDER[type(item)]))
     await audit_read(services, key, "lead.timeline", lead.id, events=len(events))
-    return json_response({"lead": lead.id, "items": items, "truncated": len(events) >= limit})
+    return json_response(answers.Timeline(lead.id, items, len(events) >= limit))
 
 
 async def _submission_items(
     services: Services, family: list[str], keys: dict[int, str]
-) -> list[dict[str, Any]]:
+) -> list[answers.SubmissionItem]:
     """What each unsigned form submission claimed: kept beside the lead, not over it."""
     records = await services.store.submissions_of(family)
     owners = {sub.lead_id for sub in records}
     leads = [row for lead_id in owners if (row := await services.store.lead(lead_id))]
     opened = await services.personal.open_submissions(leads, records)
-    return [submission_view(sub, claim, keys) for sub, claim in opened]
+    views = [submission_view(sub, claim, keys) for sub, claim in opened]
+    return [msgspec.convert(view, answers.SubmissionItem) for view in views]
 
 
 def _covered(receipt: ConsentReceipt, links: list[Link]) -> bool:
@@ -164,36 +161,37 @@ def _covered(receipt: ConsentReceipt, links: list[Link]) -> bool:
     )
 
 
-_KIND_ORDER = {"consent": 0, "event": 1, "submission": 2, "identified": 3, "merge": 4,
-               "unmerge": 5}  # fmt: skip
+_KIND_ORDER: dict[type[answers.TimelineItem], int] = {
+    answers.ConsentItem: 0, answers.EventItem: 1, answers.SubmissionItem: 2,
+    answers.IdentifiedItem: 3, answers.MergeItem: 4, answers.UnmergeItem: 5,
+}  # fmt: skip
+"""Of items at the same millisecond: consent first (it allowed what follows)."""
 
 
-def merge_items(merge: Merge) -> list[dict[str, Any]]:
-    base = {"merge": merge.id, "into": merge.into_lead, "from": merge.from_lead}
-    items = [{"kind": "merge", "at": merge.at, **base, "by": merge.actor, "reason": merge.reason}]
+def merge_items(merge: Merge) -> list[answers.MergeItem]:
+    ids = (merge.id, merge.into_lead, merge.from_lead)
+    items = [answers.MergeItem(merge.at, *ids, merge.actor, merge.reason)]
     if merge.undone_at is not None:
-        items.append({"kind": "unmerge", "at": merge.undone_at, **base, "by": merge.undone_by,
-                      "reason": merge.undo_reason})  # fmt: skip
+        items.append(answers.UnmergeItem(merge.undone_at, *ids, merge.undone_by,
+                                         merge.undo_reason))  # fmt: skip
     return items
 
 
-def receipt_item(receipt: ConsentReceipt, keys: dict[int, str]) -> dict[str, Any]:
-    return {"kind": "consent", "at": receipt.at, "consent_id": receipt.id,
-            "visitor": receipt.vid, "site": keys.get(receipt.site_id),
-            "analytics": receipt.analytics, "marketing": receipt.marketing,
-            "policy_version": receipt.policy_version, "source": receipt.source}  # fmt: skip
+def receipt_item(receipt: ConsentReceipt, keys: dict[int, str]) -> answers.ConsentItem:
+    return answers.ConsentItem(receipt.at, receipt.id, receipt.vid, keys.get(receipt.site_id),
+                               receipt.analytics, receipt.marketing, receipt.policy_version,
+                               receipt.source)  # fmt: skip
 
 
 async def merge(request: Request) -> Response:
     """Merge ``other`` into this lead: recorded (who, when, why) and reversible."""
     key = await require(request, "admin")
     services = services_of(request)
-    data = await json_body(request)
+    body = await read_body(request, MergeBody)
     into = await root_lead(services, request.path_params["lead_id"])
-    other_id = text_field(data, "other", limit=64)
-    reason = text_field(data, "reason", limit=500)
+    other_id, reason = body.other.strip(), body.reason.strip()
     if not LEAD_ID.fullmatch(other_id) or await services.store.lead(other_id) is None:
-        raise NotFound("lead not found")
+        raise NotFound("lead not found")  # malformed or unknown alike
     record = Merge("mg_" + secrets.token_hex(12), into.id, other_id, key.id, reason, now_ms())
     await services.store.merge_leads(record, merging.Rules())
     await audit_read(services, key, "lead.merge", record.id, into=into.id, merged=other_id)
@@ -204,12 +202,12 @@ async def unmerge(request: Request) -> Response:
     """Undo the open merge of ``other`` into this lead, exactly."""
     key = await require(request, "admin")
     services = services_of(request)
-    data = await json_body(request)
-    reason = text_field(data, "reason", limit=500)
-    pair = (request.path_params["lead_id"], text_field(data, "other", limit=64))
+    body = await read_body(request, MergeBody)
+    pair = (request.path_params["lead_id"], body.other.strip())
     found = await services.store.open_merge(*pair) if all(map(LEAD_ID.fullmatch, pair)) else None
     if found is None:
         raise NotFound("merge not found")
+    reason = body.reason.strip()
     record = await services.store.unmerge_leads(found.id, actor=key.id, reason=reason,
                                                 at=now_ms(), rules=merging.Rules())  # fmt: skip
     await audit_read(services, key, "lead.unmerge", record.id, into=record.into_lead,
@@ -217,8 +215,7 @@ async def unmerge(request: Request) -> Response:
     return json_response(merge_view(record))
 
 
-def merge_view(record: Merge) -> dict[str, Any]:
-    return {"id": record.id, "into": record.into_lead, "from": record.from_lead,
-            "by": record.actor, "reason": record.reason, "at": record.at,
-            "undone_at": record.undone_at, "undone_by": record.undone_by,
-            "undo_reason": record.undo_reason}  # fmt: skip
+def merge_view(record: Merge) -> answers.MergeRecord:
+    return answers.MergeRecord(record.id, record.into_lead, record.from_lead, record.actor,
+                               record.reason, record.at, record.undone_at, record.undone_by,
+                               record.undo_reason)  # fmt: skip

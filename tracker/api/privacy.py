@@ -2,59 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from privacy import export
 from privacy.dsr import Subject
+from tracker.api import answers
 from tracker.api.auth import require
-from tracker.api.common import (
-    LEAD_ID,
-    REQUEST_ID,
-    VISITOR_ID,
-    json_body,
-    json_response,
-    services_of,
-)
-from tracker.errors import BadRequest, NotFound
+from tracker.api.bodies import ExportBody, SubjectBody, read_body
+from tracker.api.common import json_response, services_of
+from tracker.api.fields import LEAD_ID, REQUEST_ID, VISITOR_ID
+from tracker.errors import NotFound
 from tracker.services import Services
 from tracker.storage.records import PrivacyRequest
 
 
-async def _subject(services: Services, data: dict[str, Any]) -> Subject:
-    named = {k: data[k] for k in ("email", "lead", "visitor") if data.get(k) is not None}
-    if len(named) != 1 or not all(isinstance(v, str) and 0 < len(v) <= 254 for v in named.values()):
-        raise BadRequest("name exactly one of email, lead or visitor (a string)")
+async def _subject(services: Services, body: SubjectBody) -> Subject:
+    named = {k: v for k, v in (("email", body.email), ("lead", body.lead),
+                               ("visitor", body.visitor)) if v is not None}  # fmt: skip
     malformed = {"lead": LEAD_ID, "visitor": VISITOR_ID}
     if any(not malformed[k].fullmatch(v) for k, v in named.items() if k in malformed):
         raise NotFound("no data is held about that subject")  # as for a well-formed unknown id
     return await services.requests.find(**named)
 
 
-def request_view(req: PrivacyRequest) -> dict[str, Any]:
-    return {
-        "id": req.id,
-        "kind": req.kind,
-        "status": req.status,
-        "subject": req.subject,
-        "received_at": req.received_at,
-        "due_at": req.due_at,
-        "completed_at": req.completed_at,
-        "detail": req.detail,
-    }
+def request_view(req: PrivacyRequest) -> answers.PrivacyRequest:
+    return answers.PrivacyRequest(req.id, req.kind, req.status, req.subject, req.received_at,
+                                  req.due_at, req.completed_at, req.detail)  # fmt: skip
 
 
 async def export_request(request: Request) -> Response:
     """Everything held about the person, decrypted: JSON (default) or CSV."""
     key = await require(request, "privacy")
     services = services_of(request)
-    data = await json_body(request)
-    fmt = data.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest("format must be json or csv")
-    subject = await _subject(services, data)
+    body = await read_body(request, ExportBody)
+    fmt = body.format
+    subject = await _subject(services, body)
     req, bundle = await services.requests.export(subject, actor=f"apikey:{key.id}")
     media = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
     return Response(
@@ -66,7 +49,7 @@ async def erase_request(request: Request) -> Response:
     """Erase the person everywhere (rows, keys, exports, WAL); answer with the counts."""
     key = await require(request, "privacy")
     services = services_of(request)
-    subject = await _subject(services, await json_body(request))
+    subject = await _subject(services, await read_body(request, SubjectBody))
     req, _ = await services.requests.erase(subject, actor=f"apikey:{key.id}")
     done = await services.store.request(req.id)
     assert done is not None
@@ -86,4 +69,4 @@ async def request_status(request: Request) -> Response:
 async def request_list(request: Request) -> Response:
     await require(request, "privacy")
     reqs = await services_of(request).store.requests(limit=500)
-    return json_response({"requests": [request_view(r) for r in reqs]})
+    return json_response(answers.PrivacyRequests([request_view(r) for r in reqs]))

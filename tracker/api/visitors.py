@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from privacy import consent
+from tracker.api import answers
 from tracker.api.auth import require
 from tracker.api.common import (
-    VISITOR_ID,
     audit_read,
     event_view,
     int_param,
@@ -17,6 +17,7 @@ from tracker.api.common import (
     services_of,
     site_keys,
 )
+from tracker.api.fields import VISITOR_ID, VisitorEventLimit
 from tracker.api.leads import receipt_item
 from tracker.errors import NotFound
 
@@ -27,7 +28,7 @@ async def visitor(request: Request) -> Response:
     vid = request.path_params["vid"]
     if not VISITOR_ID.fullmatch(vid):
         raise NotFound("visitor not found")
-    limit = int_param(request, "limit", 1000, low=1, high=10_000)
+    limit = int_param(request, "limit", 1000, VisitorEventLimit)
     events = await services.store.visitor_events(vid, limit=limit)
     links = await services.store.links_of_visitor(vid)
     receipts = await services.store.consent_receipts_of([vid])
@@ -41,14 +42,14 @@ async def visitor(request: Request) -> Response:
         if site is not None:
             state = consent.effective(site.consent_mode,
                                       await services.store.consent_state(site_id, vid))  # fmt: skip
-            states.append({"site": site.key, "analytics": state.analytics,
-                           "marketing": state.marketing, "gpc": state.gpc})  # fmt: skip
+            states.append(answers.VisitorConsent(site.key, state.analytics, state.marketing,
+                                                 state.gpc))  # fmt: skip
     return json_response(
-        {
-            "visitor": vid,
-            "events": [event_view(e, keys) for e in events],
-            "links": [link_view(link, keys) for link in links],
-            "consent": states,
-            "consent_receipts": [receipt_item(r, keys) for r in receipts],
-        }
+        answers.Visitor(
+            vid,
+            events=[event_view(e, keys) for e in events],
+            links=[link_view(link, keys) for link in links],
+            consent=states,
+            consent_receipts=[receipt_item(r, keys) for r in receipts],
+        )
     )

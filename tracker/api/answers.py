@@ -1,0 +1,244 @@
+"""What the API answers: one Struct per response body, encoded by msgspec.
+
+The handlers build these and nothing else, and the OpenAPI document's response schemas
+are generated from them, so what is documented is what is sent. Timeline items are a
+union tagged by ``kind``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from msgspec import Struct, field
+
+
+class Error(Struct):
+    """Every 4xx and 5xx answer; the message never holds personal data."""
+
+    error: str
+
+
+class Lead(Struct):
+    """A lead with its traits decrypted."""
+
+    id: str
+    email: str
+    name: str | None
+    company: str | None
+    phone: str | None
+    fields: dict[str, str]
+    first_touch: dict[str, Any] | None
+    last_touch: dict[str, Any] | None
+    created_at: int
+    updated_at: int
+
+
+class LeadsPage(Struct):
+    leads: list[Lead]
+    next_cursor: str | None
+
+
+class VisitorLink(Struct):
+    """A visitor linked to a lead, and the time range the link covers."""
+
+    visitor: str
+    site: str | None
+    evidence: str
+    linked_at: int
+    covers_from: int
+    ended_at: int | None
+    lead: str
+
+
+class LeadConsent(Struct):
+    visitor: str
+    site: str
+    analytics: bool
+    marketing: bool
+    gpc: bool
+    receipt: str | None
+
+
+class LeadDetail(Lead):
+    visitors: list[VisitorLink]
+    merged_leads: list[str]
+    consent: list[LeadConsent]
+
+
+class EventItem(Struct, tag_field="kind", tag="event", omit_defaults=True):
+    """A collected event; fields it does not have are left out."""
+
+    type: str
+    at: int
+    visitor: str
+    session: str | None = None
+    site: str | None = None
+    url: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    name: str | None = None
+    props: dict[str, Any] | None = None
+    utm: dict[str, str] = field(default_factory=dict)
+    click_ids: dict[str, str] | None = None
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None
+
+
+class IdentifiedItem(VisitorLink, tag_field="kind", tag="identified"):
+    at: int
+
+
+class MergeItem(Struct, tag_field="kind", tag="merge"):
+    at: int
+    merge: str
+    into: str
+    from_: str = field(name="from")
+    by: str | None
+    reason: str | None
+
+
+class UnmergeItem(MergeItem, tag="unmerge"):
+    pass
+
+
+class ConsentItem(Struct, tag_field="kind", tag="consent"):
+    """A consent receipt: what was decided, when, under which policy, from where."""
+
+    at: int
+    consent_id: str
+    visitor: str
+    site: str | None
+    analytics: bool | None
+    marketing: bool | None
+    policy_version: str
+    source: str
+
+
+class SubmissionItem(Struct, tag_field="kind", tag="submission"):
+    """What an unsigned form submission claimed (kept beside the lead, not over it)."""
+
+    at: int
+    submission: str
+    lead: str
+    visitor: str
+    site: str | None
+    form: str | None
+    evidence: str
+    traits: dict[str, Any] | None
+    filled: list[str] | None
+    unreadable: bool
+
+
+TimelineItem = EventItem | IdentifiedItem | MergeItem | UnmergeItem | ConsentItem | SubmissionItem
+
+
+class Timeline(Struct):
+    lead: str
+    items: list[TimelineItem]
+    truncated: bool
+
+
+class VisitorConsent(Struct):
+    site: str
+    analytics: bool
+    marketing: bool
+    gpc: bool
+
+
+class Visitor(Struct):
+    visitor: str
+    events: list[EventItem]
+    links: list[VisitorLink]
+    consent: list[VisitorConsent]
+    consent_receipts: list[ConsentItem]
+
+
+class Change(Struct):
+    """``erased`` is a tombstone: the lead is gone; delete your copy too."""
+
+    seq: int
+    lead: str
+    kind: Literal["created", "updated", "identified", "merged", "unmerged", "erased"]
+    at: int
+
+
+class ChangesPage(Struct):
+    changes: list[Change]
+    cursor: int
+    more: bool
+
+
+class MergeRecord(Struct):
+    id: str
+    into: str
+    from_: str = field(name="from")
+    by: str
+    reason: str
+    at: int
+    undone_at: int | None
+    undone_by: str | None
+    undo_reason: str | None
+
+
+class Identified(Struct):
+    lead: str
+    created: bool
+    link: str
+    visitor: str
+
+
+class ConsentRecorded(Struct):
+    consent_id: str
+    at: int
+
+
+class Webhook(Struct):
+    id: str
+    url: str
+    events: list[str]
+    created_at: int
+
+
+class NewWebhook(Webhook):
+    """The signing secret (hex) is in this answer only."""
+
+    secret: str
+
+
+class Webhooks(Struct):
+    webhooks: list[Webhook]
+
+
+class PrivacyRequest(Struct):
+    id: str
+    kind: str
+    status: str
+    subject: str
+    received_at: int
+    due_at: int
+    completed_at: int | None
+    detail: dict[str, Any] | None
+
+
+class PrivacyRequests(Struct):
+    requests: list[PrivacyRequest]
+
+
+class ExportBundle(Struct):
+    """The access bundle (``privacy.export``, also the CLI's file format): each section's
+    items are described in the README's privacy chapter."""
+
+    format: str
+    generated_at: int
+    request: str
+    subject: str
+    leads: list[dict[str, Any]]
+    visitors: list[str]
+    events: list[dict[str, Any]]
+    form_submissions: list[dict[str, Any]]
+    consent_receipts: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+    merges: list[dict[str, Any]]
+    webhook_deliveries: list[dict[str, Any]]
+    privacy_requests: list[dict[str, Any]]
