@@ -4,6 +4,7 @@ databases; each dialect's translation of the shared conventions."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ import pytest
 from tests import postgres
 from tracker.storage.postgres import dialect as pg
 from tracker.storage.postgres.database import PostgresDatabase
+from tracker.storage.rows import text_array
 from tracker.storage.script import (
     Insert,
     Lock,
     LockName,
     Script,
+    TextArray,
     count,
     lock_visitors,
     row,
@@ -107,6 +110,25 @@ async def test_null_equals_null_where_asked(database: Database) -> None:
     assert lite.statement("SELECT 1 WHERE a IS NOT DISTINCT FROM ?", (None,))[0] == (
         "SELECT 1 WHERE a IS ?"
     )
+
+
+def _keep_names(names: tuple[str, ...]) -> Script[tuple[str, ...]]:
+    yield run("INSERT INTO t (id, name, n) VALUES (?, ?, ?)", 1, TextArray(names), 0)
+    return text_array((yield value("SELECT name FROM t WHERE id = ?", 1)))
+
+
+@pytest.mark.anyio
+async def test_strings_kept_in_one_column(database: Database) -> None:
+    if isinstance(database, PostgresDatabase):  # the column is text[] there
+        alter = "ALTER TABLE t ALTER name TYPE text[] USING ARRAY[name]"
+        await database.transact(partial(just_run, alter))
+    assert await database.transact(partial(_keep_names, ("a", 'b"'))) == ("a", 'b"')
+    assert lite.statement("SELECT ?", (TextArray(("x",)),))[1] == ['["x"]']
+    assert pg.args_of((TextArray(("x",)),)) == [["x"]]
+
+
+def just_run(text: str) -> Script[None]:
+    yield run(text)
 
 
 def test_sqlite_words() -> None:

@@ -58,6 +58,11 @@ def from_json(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+def text_array(value: str | Sequence[str]) -> tuple[str, ...]:
+    """A ``TextArray`` column as read: JSON text from SQLite, a list from PostgreSQL."""
+    return tuple(orjson.loads(value) if isinstance(value, str) else value)
+
+
 def event_row(e: Event) -> tuple[Any, ...]:
     return (
         e.site_id, e.type, e.vid, e.sid, e.at, e.url, e.referrer, e.title, e.name,

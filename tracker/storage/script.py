@@ -11,6 +11,8 @@ each backend's dialect translates (``sqlite/dialect.py``, ``postgres/dialect.py`
   ``= ANY($n)``); a list or tuple argument is allowed only there;
 - ``GREATEST(a, b)`` / ``LEAST(a, b)`` (SQLite: its two-argument ``MAX`` / ``MIN``);
 - ``a IS NOT DISTINCT FROM b``, equality where NULL equals NULL (SQLite: ``a IS b``);
+- a ``TextArray`` argument, strings kept in one column (PostgreSQL: a ``text[]``;
+  SQLite: a JSON array in ``TEXT``), read back with ``rows.text_array``;
 - row locks (``FOR UPDATE``, ``FOR NO KEY UPDATE``, ``FOR SHARE``) and ``Lock`` steps
   mean something only where several processes share the database (PostgreSQL); the
   SQLite backend's single writer already runs one transaction at a time.
@@ -63,6 +65,13 @@ class Insert:
     table: str
     columns: tuple[str, ...]
     rows: Sequence[Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TextArray:
+    """Strings bound to one column's placeholder (not an ``IN ?`` list)."""
+
+    items: tuple[str, ...]
 
 
 class LockName(IntEnum):

@@ -1,9 +1,10 @@
 """Scripts' steps in PostgreSQL's words, run on an asyncpg connection.
 
 See ``tracker.storage.script`` for the conventions translated here: ``?`` becomes
-``$1, $2, …``; ``IN ?`` becomes ``= ANY($n)`` (the list goes as an array); a ``Lock``
-takes transaction-scoped advisory locks in the order given; an ``Insert`` is a COPY
-(one round trip for the whole batch, routed to partitions by the server).
+``$1, $2, …``; ``IN ?`` becomes ``= ANY($n)`` (the list goes as an array, as does a
+``TextArray``); a ``Lock`` takes transaction-scoped advisory locks in the order given;
+an ``Insert`` is a COPY (one round trip for the whole batch, routed to partitions by the
+server).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from tracker.storage.script import Fetch, Insert, Lock, Sql, Step
+from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TextArray
 
 _IN_LIST = re.compile(r"\bIN \?")
 
@@ -28,7 +29,11 @@ def text_of(text: str) -> str:
 
 
 def args_of(args: tuple[Any, ...]) -> list[Any]:
-    return [list(arg) if isinstance(arg, tuple) else arg for arg in args]
+    return [list(arg) if isinstance(arg, tuple) else _array(arg) for arg in args]
+
+
+def _array(arg: Any) -> Any:
+    return list(arg.items) if isinstance(arg, TextArray) else arg
 
 
 def count_of(status: str) -> int:

@@ -3,7 +3,8 @@
 See ``tracker.storage.script`` for the conventions translated here: ``IN ?`` with a
 list becomes ``IN (?, ?, …)``; ``GREATEST``/``LEAST`` become SQLite's two-argument
 ``MAX``/``MIN``; ``IS NOT DISTINCT FROM`` becomes ``IS`` (SQLite before 3.39 lacks the
-long form); row locks and advisory locks go (one writer needs none).
+long form); a ``TextArray`` is bound as JSON text; row locks and advisory locks go (one
+writer needs none).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from tracker.storage.script import Fetch, Insert, Lock, Sql, Step
+import orjson
+
+from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TextArray
 
 _ROW_LOCK = re.compile(r"\s+FOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b")
 _WORDS = (("GREATEST(", "MAX("), ("LEAST(", "MIN("), (" IS NOT DISTINCT FROM ", " IS "))
@@ -31,7 +34,7 @@ def _static(text: str) -> str:
 def statement(text: str, args: Sequence[Any]) -> tuple[str, Sequence[Any]]:
     """The SQLite text and flat arguments of a script's statement."""
     text = _static(text)
-    if not any(isinstance(arg, list | tuple) for arg in args):
+    if not any(isinstance(arg, list | tuple | TextArray) for arg in args):
         return text, args
     parts, flat = text.split("?"), list[Any]()
     out = [parts[0]]
@@ -41,7 +44,7 @@ def statement(text: str, args: Sequence[Any]) -> tuple[str, Sequence[Any]]:
             flat.extend(arg)
         else:
             out.append("?")
-            flat.append(arg)
+            flat.append(orjson.dumps(arg.items).decode() if isinstance(arg, TextArray) else arg)
         out.append(part)
     return "".join(out), flat
 
