@@ -16,10 +16,8 @@ import asyncpg
 
 from tracker.errors import Conflict
 from tracker.storage.postgres import partitions
-from tracker.storage.postgres.access import AccessTables
 from tracker.storage.postgres.database import PostgresDatabase, guard, lock_visitors, now_ms
 from tracker.storage.postgres.dialect import count_of
-from tracker.storage.postgres.legal import LegalTables
 from tracker.storage.postgres.rows import (
     EVENT_COLUMN_NAMES,
     EVENT_COLUMNS,
@@ -44,8 +42,12 @@ from tracker.storage.records import (
     WriteItem,
     WriteResult,
 )
+from tracker.storage.tables.access import AccessTables
+from tracker.storage.tables.audit import AuditTables
 from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.legal import LegalTables
 from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.retention import RetentionTables
 from tracker.storage.tables.traits import TraitTables
 
 _STATE_COLUMNS = "site_id, vid, analytics, marketing, gpc, receipt_id, at"
@@ -136,8 +138,9 @@ async def _forget(
 
 
 class PostgresStore(
-    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, PostgresDatabase
-):
+    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, RetentionTables,
+    AuditTables, PostgresDatabase,
+):  # fmt: skip
     """ashiato's data in one PostgreSQL database, shared by any number of collectors."""
 
     migrations_folder = "postgres"

@@ -220,6 +220,11 @@ class SQLiteDatabase:
         log.warning("WAL not truncated: readers kept it busy", extra={"db": self.path.name})
         return False
 
+    async def drop_expired_partitions(self, before: int) -> int:
+        """Events are one table here, not partitions: nothing to drop (retention purges
+        them row by row)."""
+        return 0
+
     async def close(self) -> None:
         if self._checkpoint_task is not None:
             await self._checkpoint_task

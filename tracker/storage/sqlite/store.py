@@ -30,11 +30,13 @@ from tracker.storage.rows import (
     site_settings_json,
     to_json,
 )
-from tracker.storage.sqlite.access import AccessTables
 from tracker.storage.sqlite.database import SQLiteDatabase
-from tracker.storage.sqlite.legal import LegalTables
+from tracker.storage.tables.access import AccessTables
+from tracker.storage.tables.audit import AuditTables
 from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.legal import LegalTables
 from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.retention import RetentionTables
 from tracker.storage.tables.traits import TraitTables
 
 
@@ -129,8 +131,9 @@ def _forget(
 
 
 class SQLiteStore(
-    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, SQLiteDatabase
-):
+    IdentityTables, TraitTables, MergeTables, AccessTables, LegalTables, RetentionTables,
+    AuditTables, SQLiteDatabase,
+):  # fmt: skip
     """ashiato's data: sites, events (and, in further modules, everything else)."""
 
     migrations_folder = "sqlite"
