@@ -24,11 +24,9 @@ from identity.tokens import verify_token
 from privacy import consent
 from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import Person, PersonalData, link_ref, person_from_traits
+from tracker.drops import DropReason
 from tracker.storage import Store
 from tracker.storage.records import Event, LeadRow, LinkOutcome, LinkRequest, Site, Submission
-
-DROP_UNSIGNED = "unsigned_identify"
-DROP_NO_MARKETING = "no_marketing_consent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,7 @@ class Identity:
         traits: dict[str, str],
         token: str | None,
         full_ip: str | None,
-    ) -> Identified | str:
+    ) -> Identified | DropReason:
         """An identify beacon: the Identified result, or the reason it was dropped."""
         evidence = "form"
         if token is not None or site.settings.identify == "signed":
@@ -70,7 +68,7 @@ class Identity:
                 and verify_token(secret, site.key, traits["email"], token, now=int(self._now()))
             )
             if not valid:
-                return DROP_UNSIGNED
+                return DropReason.UNSIGNED_IDENTIFY
             evidence = "signed"
         return await self.identify(
             site, event.vid, traits, evidence=evidence, at=event.at, full_ip=full_ip,
@@ -87,12 +85,12 @@ class Identity:
         at: int,
         full_ip: str | None = None,
         form: str | None = None,
-    ) -> Identified | str:
+    ) -> Identified | DropReason:
         """``at``: the identification's event time (where the link begins); the lead's
         change times come from the server's clock (``now``)."""
         state = await self.store.consent_state(site.id, vid)
         if not consent.allows_marketing(site.consent_mode, state):
-            return DROP_NO_MARKETING
+            return DropReason.NO_MARKETING_CONSENT
         person, now = person_from_traits(traits), int(self._now() * 1000)
         lead, created, filled = await self._lead_for(person, evidence, now)
         if not claims.is_trusted(evidence):

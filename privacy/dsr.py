@@ -18,6 +18,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
+import enum
 import secrets
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from privacy.audit import AuditLog
 from privacy.crypto.datakeys import DataKeys
 from privacy.files import write_private
 from privacy.personal import PersonalData
-from tracker.errors import BadRequest, Conflict, NotFound
+from tracker.errors import Conflict, Invalid, NotFound
 from tracker.storage import Store
 from tracker.storage.keystore import KeyStore
 from tracker.storage.records import (
@@ -41,6 +42,23 @@ from tracker.storage.records import (
     Link,
     PrivacyRequest,
 )
+
+
+class RequestKind(enum.StrEnum):
+    """What a data-subject request asks for (``PrivacyRequest.kind``)."""
+
+    EXPORT = "export"
+    ERASE = "erase"
+
+
+class RequestStatus(enum.StrEnum):
+    """Where a data-subject request stands (``PrivacyRequest.status``)."""
+
+    RECEIVED = "received"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """An export not built or not delivered (an interrupted erasure stays received: its
+    ledger entry is applied again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +124,7 @@ class DataSubjectRequests:
         self, *, email: str | None = None, lead: str | None = None, visitor: str | None = None
     ) -> Subject:
         if sum(x is not None for x in (email, lead, visitor)) != 1:
-            raise BadRequest("name exactly one of email, lead or visitor")
+            raise Invalid("name exactly one of email, lead or visitor")
         if email is not None:
             row = await self.store.lead_by_index(self.personal.email_index(email))
             lead = row.id if row else None
@@ -147,7 +165,7 @@ class DataSubjectRequests:
     ) -> tuple[PrivacyRequest, dict[str, Any]]:
         """Build the bundle and ``deliver`` it; the request is marked completed (and the
         export audited) only after delivery, and failed when building or delivery fails."""
-        request = await self._open("export", subject)
+        request = await self._open(RequestKind.EXPORT, subject)
         try:
             bundle = await exports.bundle(
                 self.store, self.personal, subject, request.id, self._ms()
@@ -155,12 +173,15 @@ class DataSubjectRequests:
             path = deliver(request, bundle)
         except Exception as exc:
             await self.store.finish_request(
-                request.id, status="failed", at=self._ms(), detail={"error": _cause(exc)}
+                request.id,
+                status=RequestStatus.FAILED,
+                at=self._ms(),
+                detail={"error": _cause(exc)},
             )
             raise
         await self.store.finish_request(
             request.id,
-            status="completed",
+            status=RequestStatus.COMPLETED,
             at=self._ms(),
             detail=exports.counts(bundle),
             export_path=path,
@@ -184,7 +205,7 @@ class DataSubjectRequests:
 
     # -- erasure -------------------------------------------------------------------------
     async def erase(self, subject: Subject, *, actor: str) -> tuple[PrivacyRequest, ErasureCounts]:
-        request = await self._open("erase", subject)
+        request = await self._open(RequestKind.ERASE, subject)
         entry = await self.keystore.record_erasure(
             request.id,
             [r.id for r in subject.leads],
@@ -204,7 +225,7 @@ class DataSubjectRequests:
             "ledger": entry.seq,
         }
         await self.store.finish_request(
-            request.id, status="completed", at=self._ms(), detail=detail
+            request.id, status=RequestStatus.COMPLETED, at=self._ms(), detail=detail
         )
         await self.audit.record(actor, "privacy.erase", subject.ref, {"request": request.id})
         return request, counts
@@ -239,10 +260,15 @@ class DataSubjectRequests:
                     Path(req.export_path).unlink()
         await self.store.forget_export_paths([r.id for r in earlier if r.export_path])
 
-    async def _open(self, kind: str, subject: Subject) -> PrivacyRequest:
+    async def _open(self, kind: RequestKind, subject: Subject) -> PrivacyRequest:
         now = self._ms()
         request = PrivacyRequest(
-            "pr_" + secrets.token_hex(12), kind, "received", subject.ref, now, add_month(now)
+            "pr_" + secrets.token_hex(12),
+            kind,
+            RequestStatus.RECEIVED,
+            subject.ref,
+            now,
+            add_month(now),
         )
         await self.store.add_request(request)
         return request

@@ -15,7 +15,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from tracker.errors import AshiatoError, BadRequest
+from tracker.errors import AshiatoError, Invalid
 
 
 class OutputError(AshiatoError):
@@ -23,24 +23,24 @@ class OutputError(AshiatoError):
 
 
 def check_target(path: Path, *, replace: bool = False) -> None:
-    """Refuse, before any work, a target that must not be written (BadRequest)."""
+    """Refuse, before any work, a target that must not be written (Invalid)."""
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
         mode = None
     except OSError as exc:
-        raise BadRequest(f"cannot use {path}: {exc.strerror}") from None
+        raise Invalid(f"cannot use {path}: {exc.strerror}") from None
     if mode is not None:
         if stat.S_ISLNK(mode):
-            raise BadRequest(f"{path} is a symbolic link: name the real file")
+            raise Invalid(f"{path} is a symbolic link: name the real file")
         if stat.S_ISDIR(mode):
-            raise BadRequest(f"{path} is a directory: name a file")
+            raise Invalid(f"{path} is a directory: name a file")
         if not stat.S_ISREG(mode):
-            raise BadRequest(f"{path} is not a regular file")
+            raise Invalid(f"{path} is not a regular file")
         if not replace:
-            raise BadRequest(f"{path} exists: pass --force to replace it")
+            raise Invalid(f"{path} exists: pass --force to replace it")
     if not path.parent.is_dir():
-        raise BadRequest(f"no such directory: {path.parent}")
+        raise Invalid(f"no such directory: {path.parent}")
 
 
 def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
@@ -55,9 +55,9 @@ def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
             os.link(temp, path)
         _sync_folder(path.parent)
     except FileExistsError:
-        raise BadRequest(f"{path} exists: pass --force to replace it") from None
+        raise Invalid(f"{path} exists: pass --force to replace it") from None
     except IsADirectoryError:
-        raise BadRequest(f"{path} is a directory: name a file") from None
+        raise Invalid(f"{path} is a directory: name a file") from None
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:

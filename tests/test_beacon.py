@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tracker.beacon import MAX_TITLE, parse_body, validate
-from tracker.errors import BadRequest, PayloadTooLarge
+from tracker.http_errors import BadRequest, PayloadTooLarge
 
 VALID = {"site": "k1", "type": "pageview", "vid": "a" * 32, "url": "https://x.jp/"}
 

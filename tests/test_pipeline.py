@@ -8,6 +8,7 @@ import pytest
 
 from tracker import pipeline, useragent
 from tracker.beacon import Beacon
+from tracker.drops import DropReason
 from tracker.scrub import scrub_url
 from tracker.storage.records import Site
 
@@ -118,13 +119,13 @@ def beacon(**overrides) -> Beacon:  # type: ignore[no-untyped-def]
 
 
 def test_gates_return_drop_reasons() -> None:
-    assert pipeline.run(context(), beacon(site="other")) is pipeline.Drop.UNKNOWN_SITE
+    assert pipeline.run(context(), beacon(site="other")) is DropReason.UNKNOWN_SITE
     assert pipeline.run(context(origin="https://evil.example"), beacon()) is (
-        pipeline.Drop.FOREIGN_ORIGIN
+        DropReason.FOREIGN_ORIGIN
     )
-    assert pipeline.run(context(user_agent=useragent.BOT), beacon()) is pipeline.Drop.BOT
+    assert pipeline.run(context(user_agent=useragent.BOT), beacon()) is DropReason.BOT
     event = pipeline.run(context(origin=None), beacon())  # server-side sender: no Origin
-    assert not isinstance(event, pipeline.Drop)
+    assert not isinstance(event, DropReason)
     assert (event.site_id, event.browser, event.ip, event.at) == (1, "Chrome", "203.0.113.0", 1_000)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import make_deployment
 from tests.servers import metric, with_store
-from tracker.errors import TooManyRequests
+from tracker.http_errors import TooManyRequests
 from tracker.ratelimit import Limiter, client_key
 
 # Every test here runs once per backend, as the module builds deployments (the few that

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from privacy.consent import Rules
-from tracker.errors import Overloaded, StorageError
+from tracker.errors import StorageError
+from tracker.http_errors import Overloaded
 from tracker.metrics import Metrics
 from tracker.storage import Store, open_store
 from tracker.storage.records import Event, WriteItem, WriteResult

@@ -19,7 +19,9 @@ from privacy import consent
 from tracker import collect, logs, routes, useragent
 from tracker.accesslog import AccessLog
 from tracker.assets import Asset
-from tracker.errors import HTTPError, StorageError
+from tracker.cors import cors_headers
+from tracker.errors import Refused, StorageError
+from tracker.http_errors import HTTPError, answer
 from tracker.metrics import Metrics
 from tracker.services import Limits, Services
 from tracker.settings import Settings
@@ -88,6 +90,7 @@ def create_app(settings: Settings) -> ASGIApp:
         lifespan=lifespan,
         exception_handlers={
             HTTPError: _http_error,
+            Refused: _http_error,
             StorageError: _storage_error,
             HTTPException: _starlette_error,
             Exception: _unexpected,
@@ -175,13 +178,15 @@ def _backend(settings: Settings) -> str:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPError)
-    headers = dict(exc.headers)
+    """An HTTP error, or a domain refusal (404, 409, 400) given its status here."""
+    assert isinstance(exc, HTTPError | Refused)
+    status, message, headers = answer(exc)
+    headers = dict(headers)
     if request.url.path == "/collect":
-        headers |= collect.cors_headers(request.app.state.services, request.headers.get("origin"))
+        headers |= cors_headers(request.app.state.services, request.headers.get("origin"))
     if request.url.path in collect.COLLECTOR_PATHS:  # as their 2xx are: API answers are not
-        request.app.state.services.metrics.responses[exc.status] += 1
-    return JSONResponse({"error": exc.message}, exc.status, headers=headers)
+        request.app.state.services.metrics.responses[status] += 1
+    return JSONResponse({"error": message}, status, headers=headers)
 
 
 async def _storage_error(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from tracker.errors import BadRequest, PayloadTooLarge
+from tracker.http_errors import BadRequest, PayloadTooLarge
 
 MAX_URL = 4096
 MAX_TITLE = 512

@@ -1,9 +1,10 @@
-"""The error tree.
+"""The domain error tree.
 
-Every error ashiato raises on purpose derives from :class:`AshiatoError`. Errors that
-reach an HTTP client carry their status, so the web layer turns them into
-``{"error": message}`` without guessing. A dropped bot or an opted-out visitor is *not*
-an error: it is a counted drop reason (see ``tracker.pipeline``).
+Every error ashiato raises on purpose derives from :class:`AshiatoError`. These errors
+say what went wrong in the domain's terms and carry no HTTP status: the web layer maps
+them to statuses (``tracker.http_errors``), the CLI to exit codes. Their messages may be
+shown to whoever made the request, so they never hold personal data. A dropped bot or an
+opted-out visitor is *not* an error: it is a counted drop reason (``tracker.drops``).
 """
 
 from __future__ import annotations
@@ -21,57 +22,21 @@ class StorageError(AshiatoError):
     """The database refused an operation (locked, full, unreachable)."""
 
 
-class HTTPError(AshiatoError):
-    """An error answered to an HTTP client; ``message`` must never hold personal data."""
+class Refused(AshiatoError):
+    """What was asked cannot be done as asked: the caller's mistake, not a fault."""
 
-    status = 400
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
 
 
-class BadRequest(HTTPError):
-    status = 400
+class Invalid(Refused):
+    """A value breaks a rule (malformed, out of range, contradictory options)."""
 
 
-class Unauthorized(HTTPError):
-    status = 401
+class NotFound(Refused):
+    """Nothing is held under that id, or about that subject."""
 
 
-class Forbidden(HTTPError):
-    status = 403
-
-
-class NotFound(HTTPError):
-    status = 404
-
-
-class MethodNotAllowed(HTTPError):
-    status = 405
-
-
-class Conflict(HTTPError):
-    status = 409
-
-
-class PayloadTooLarge(HTTPError):
-    status = 413
-
-
-class UnsupportedMediaType(HTTPError):
-    status = 415
-
-
-class TooManyRequests(HTTPError):
-    status = 429
-
-
-class Overloaded(HTTPError):
-    """The write queue is full or the database is unavailable: try again shortly."""
-
-    status = 503
-
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+class Conflict(Refused):
+    """The request contradicts the current state (already exists, already undone)."""

@@ -10,6 +10,8 @@ from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
+from tracker.drops import DropReason
+
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -43,7 +45,7 @@ class Histogram:
 @dataclass(slots=True)
 class Metrics:
     accepted: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[DropReason] = field(default_factory=Counter)
     responses: Counter[int] = field(default_factory=Counter)
     queue_depth: int = 0
     commit_failures: int = 0

@@ -1,6 +1,6 @@
 """The ingest pipeline: named pure steps from a validated beacon to what is written.
 
-Gate steps (site, origin, bot) return the beacon or a ``Drop`` reason, which the caller
+Gate steps (site, origin, bot) return the beacon or a ``DropReason``, which the caller
 counts and does not store; enrich steps fill in the Event (user agent, truncated IP,
 server time, scrubbed URLs). A consent beacon becomes a receipt, a forget beacon a
 Forget, an identify beacon an Identification (its traits go to ``identity``, never to
@@ -13,7 +13,6 @@ ids) arrives in the ``Context``.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 from privacy.redact import redact, redact_props
 from tracker.beacon import Beacon
+from tracker.drops import DropReason
 from tracker.scrub import scrub_url
 from tracker.settings import IPNetwork
 from tracker.storage.records import ConsentReceipt, Event, Forget, Site, WriteItem
@@ -28,20 +28,6 @@ from tracker.useragent import UserAgentInfo
 
 MAX_CLIENT_WAIT_MS = 24 * 3600 * 1000
 """An event may wait in a browser (offline, held until consent) at most this long."""
-
-
-class Drop(enum.StrEnum):
-    """Why an event was not stored; each is a label of ``events_dropped_total``."""
-
-    INVALID = "invalid"
-    UNKNOWN_SITE = "unknown_site"
-    FOREIGN_ORIGIN = "foreign_origin"
-    BOT = "bot"
-    NO_CONSENT = "no_consent"
-    OVERLOADED = "overloaded"
-    RATE_LIMITED = "rate_limited"
-    UNSIGNED_IDENTIFY = "unsigned_identify"
-    NO_MARKETING_CONSENT = "no_marketing_consent"
 
 
 @dataclass(slots=True)
@@ -81,27 +67,27 @@ class Incoming:
     site: Site | None = None
 
 
-Gate = Callable[[Context, Incoming], Incoming | Drop]
+Gate = Callable[[Context, Incoming], Incoming | DropReason]
 
 
-def check_site(ctx: Context, item: Incoming) -> Incoming | Drop:
+def check_site(ctx: Context, item: Incoming) -> Incoming | DropReason:
     site = ctx.sites.get(item.beacon.site)
     if site is None:
-        return Drop.UNKNOWN_SITE
+        return DropReason.UNKNOWN_SITE
     item.site = site
     return item
 
 
-def check_origin(ctx: Context, item: Incoming) -> Incoming | Drop:
+def check_origin(ctx: Context, item: Incoming) -> Incoming | DropReason:
     """Browsers always send Origin on a cross-site POST; server-side senders send none."""
     assert item.site is not None
     if ctx.origin is None or item.site.allows_origin(ctx.origin):
         return item
-    return Drop.FOREIGN_ORIGIN
+    return DropReason.FOREIGN_ORIGIN
 
 
-def filter_bots(ctx: Context, item: Incoming) -> Incoming | Drop:
-    return Drop.BOT if ctx.user_agent.is_bot else item
+def filter_bots(ctx: Context, item: Incoming) -> Incoming | DropReason:
+    return DropReason.BOT if ctx.user_agent.is_bot else item
 
 
 GATES: tuple[Gate, ...] = (check_site, check_origin, filter_bots)
@@ -128,11 +114,11 @@ def build_event(ctx: Context, item: Incoming) -> Event:
     )  # fmt: skip
 
 
-def run(ctx: Context, beacon: Beacon) -> Outcome | Drop:
+def run(ctx: Context, beacon: Beacon) -> Outcome | DropReason:
     item = Incoming(beacon)
     for gate in GATES:
         result = gate(ctx, item)
-        if isinstance(result, Drop):
+        if isinstance(result, DropReason):
             return result
         item = result
     assert item.site is not None

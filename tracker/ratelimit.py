@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tracker.errors import TooManyRequests
+from tracker.http_errors import TooManyRequests
 
 
 @dataclass(slots=True)

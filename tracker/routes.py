@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
-from tracker import api, collect, demo
+from tracker import api, collect, cors, demo, pixel
 from tracker.errors import StorageError
 from tracker.services import Services
 
@@ -104,7 +104,7 @@ class CollectEndpoint:
             services: Services = scope["app"].state.services
             await collect.collect_asgi(scope, receive, send, services)
         else:
-            response = await collect.preflight(Request(scope, receive))
+            response = await cors.preflight(Request(scope, receive))
             await response(scope, receive, send)
 
 
@@ -112,7 +112,7 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         # POST /collect never reaches the router: tracker.app.Collector answers it.
         Route("/collect", CollectEndpoint(), methods=["OPTIONS", "POST"]),
-        Route("/p.gif", collect.pixel, methods=["GET"]),
+        Route("/p.gif", pixel.pixel, methods=["GET"]),
         Route("/t.js", tag, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

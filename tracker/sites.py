@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from privacy.vault import Vault
-from tracker.errors import BadRequest, StorageError
+from tracker.errors import Invalid, StorageError
 from tracker.storage import Store
 from tracker.storage.records import (
     CONSENT_MODES,
@@ -35,11 +35,11 @@ def normalise_origin(origin: str) -> str:
         parts = urlsplit(origin.strip())
         port = parts.port
     except ValueError:
-        raise BadRequest(f"not an origin: {origin!r}") from None
+        raise Invalid(f"not an origin: {origin!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"origin must be http(s)://host[:port], got {origin!r}")
+        raise Invalid(f"origin must be http(s)://host[:port], got {origin!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-        raise BadRequest(f"origin must not have a path, query or user: {origin!r}")
+        raise Invalid(f"origin must not have a path, query or user: {origin!r}")
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname.lower()
     if ":" in host:
@@ -63,15 +63,15 @@ async def create_site(
     """A new site and its identify secret (returned once; stored only sealed)."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise BadRequest("site name must be 1 to 100 characters")
+        raise Invalid("site name must be 1 to 100 characters")
     if consent_mode not in CONSENT_MODES:
-        raise BadRequest(f"consent mode must be one of {', '.join(CONSENT_MODES)}")
+        raise Invalid(f"consent mode must be one of {', '.join(CONSENT_MODES)}")
     if identify not in IDENTIFY_POLICIES or forms not in ("marked", "all"):
-        raise BadRequest("identify must be any or signed; forms must be marked or all")
+        raise Invalid("identify must be any or signed; forms must be marked or all")
     if not origins:
-        raise BadRequest("a site needs at least one --origin")
+        raise Invalid("a site needs at least one --origin")
     if not policy_version or len(policy_version) > 64:
-        raise BadRequest("policy version must be 1 to 64 characters")
+        raise Invalid("policy version must be 1 to 64 characters")
     clean = tuple(dict.fromkeys(normalise_origin(o) for o in origins))
     cookie_domain = check_cookie_domain(cookie_domain, clean)
     mode: ConsentMode = "opt-in" if consent_mode == "opt-in" else "notice"
@@ -101,7 +101,7 @@ def check_cookie_domain(domain: str, origins: Sequence[str]) -> str:
         return ""
     hosts = [urlsplit(o).hostname or "" for o in origins]
     if "." not in domain or not all(h == domain or h.endswith("." + domain) for h in hosts):
-        raise BadRequest("cookie domain must contain every origin's host, e.g. example.co.jp")
+        raise Invalid("cookie domain must contain every origin's host, e.g. example.co.jp")
     return domain
 
 

@@ -17,7 +17,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from tracker.errors import Overloaded, StorageError
+from tracker.drops import DropReason
+from tracker.errors import StorageError
+from tracker.http_errors import Overloaded
 from tracker.metrics import Metrics
 from tracker.storage.records import WriteItem, WriteResult
 
@@ -128,7 +130,7 @@ class Writer:
             done.set_exception(exc)
         else:
             self._metrics.accepted += result.stored
-            self._metrics.dropped["no_consent"] += result.refused
+            self._metrics.dropped[DropReason.NO_CONSENT] += result.refused
             done.set_result(None)
         finally:
             self._waiting -= len(events)

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
-from tracker.collect import api_client_ip
-from tracker.errors import Forbidden, TooManyRequests, Unauthorized
+from tracker.http_errors import Forbidden, TooManyRequests, Unauthorized
+from tracker.ingest import api_client_ip
 from tracker.ratelimit import client_key
 from tracker.storage import Store
 from tracker.storage.records import ApiKey

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tracker.errors import AshiatoError, HTTPError
+from tracker.errors import AshiatoError, Refused
 from tracker.settings import Settings
 
 from . import apikeys, keys, privacy, server, sites
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.run(args, settings))
-    except HTTPError as exc:  # the user's input was refused
+    except Refused as exc:  # the user's input was refused
         print(f"ashiato: error: {exc.message}", file=sys.stderr)
         return 2
     except AshiatoError as exc:

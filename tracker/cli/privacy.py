@@ -12,7 +12,7 @@ from typing import Any
 from privacy import export
 from privacy.files import OutputError, check_target, write_private
 from tracker.cli.common import Progress, Subparsers, emit, json_flag, with_parts
-from tracker.errors import BadRequest
+from tracker.errors import Invalid
 from tracker.settings import Settings
 from tracker.storage.records import PrivacyRequest
 from tracker.wiring import Parts
@@ -116,7 +116,7 @@ def _to_stdout(data: bytes) -> None:
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
-            raise BadRequest("erasure cannot be undone: pass --yes to confirm")
+            raise Invalid("erasure cannot be undone: pass --yes to confirm")
         answer = input("Erase this person everywhere? This cannot be undone. [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing erased", file=sys.stderr)
@@ -210,7 +210,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit_reanchor(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes:
-        raise BadRequest(
+        raise Invalid(
             "this accepts that the audit log lost the rows past its head (a restore of older"
             " data): add --yes"
         )
