@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -28,14 +28,7 @@ import asyncpg
 from tracker.errors import StorageError
 from tracker.storage.migrations_runner import migrations
 from tracker.storage.postgres import dialect
-from tracker.storage.script import (
-    MANY_VISITORS,
-    LockName,
-    Script,
-    ScriptFactory,
-    drive_async,
-    text_key,
-)
+from tracker.storage.script import LockName, Script, ScriptFactory, drive_async
 
 T = TypeVar("T")
 
@@ -56,22 +49,6 @@ async def lock(conn: asyncpg.Connection, namespace: Lock, key: int = 0, *,
         await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", int(namespace), key)
     else:
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", int(namespace), key)
-
-
-async def lock_visitors(conn: asyncpg.Connection, vids: Iterable[str]) -> None:
-    """Serialise changes to these visitors' consent and links across processes (what the
-    SQLite backend's single writer does): one lock each, in key order, or, for many, one
-    lock on all visitors (which keeps the number of locks a transaction holds small)."""
-    keys = sorted({text_key(vid) for vid in vids})
-    if not keys:
-        return
-    if len(keys) > MANY_VISITORS:
-        await lock(conn, Lock.VISITORS)
-        return
-    await lock(conn, Lock.VISITORS, shared=True)
-    # unnest yields the sorted keys in order, so the locks are taken in that order.
-    await conn.execute("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::integer[]) AS k",
-                       int(Lock.VISITOR), keys)  # fmt: skip
 
 
 # A deadlock or serialization failure rolls the whole transaction back: run it again
@@ -158,18 +135,11 @@ class PostgresDatabase:
 
         return await guard(work())
 
-    async def _execute(self, sql: str, *args: Any) -> str:
-        """One statement in its own transaction; returns its command status."""
-        return str(await guard(self._run("execute", sql, args)))
-
-    async def _read(self, sql: str, *args: Any) -> list[Any]:
-        return list(await guard(self._run("fetch", sql, args)))
-
     async def _read_value(self, sql: str, *args: Any) -> Any:
-        return await guard(self._run("fetchval", sql, args))
+        return await guard(self._fetchval(sql, args))
 
-    async def _run(self, method: str, sql: str, args: Iterable[Any]) -> Any:
-        return await getattr(await self.pool(), method)(sql, *args)
+    async def _fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
+        return await (await self.pool()).fetchval(sql, *args)
 
     async def truncate_wal(self) -> bool:
         """Nothing to do: PostgreSQL's WAL belongs to the server (shared by every database,

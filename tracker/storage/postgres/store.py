@@ -15,29 +15,10 @@ import asyncpg
 from tracker.storage.postgres import partitions
 from tracker.storage.postgres.database import PostgresDatabase, guard, now_ms
 from tracker.storage.records import ConsentRules, Event, WriteItem, WriteResult
-from tracker.storage.tables.access import AccessTables
-from tracker.storage.tables.audit import AuditTables
-from tracker.storage.tables.events import EventTables
-from tracker.storage.tables.identity import IdentityTables
-from tracker.storage.tables.legal import LegalTables
-from tracker.storage.tables.merges import MergeTables
-from tracker.storage.tables.retention import RetentionTables
-from tracker.storage.tables.sites import SiteTables
-from tracker.storage.tables.traits import TraitTables
+from tracker.storage.tables.store import StoreTables
 
 
-class PostgresStore(
-    SiteTables,
-    EventTables,
-    IdentityTables,
-    TraitTables,
-    MergeTables,
-    AccessTables,
-    LegalTables,
-    RetentionTables,
-    AuditTables,
-    PostgresDatabase,
-):
+class PostgresStore(StoreTables, PostgresDatabase):
     """ashiato's data in one PostgreSQL database, shared by any number of collectors."""
 
     migrations_folder = "postgres"

@@ -1,0 +1,28 @@
+"""Every area's methods together: the ``Store`` protocol, less the database class that a
+backend's store class puts under it (``SQLiteStore``, ``PostgresStore``)."""
+
+from __future__ import annotations
+
+from tracker.storage.tables.access import AccessTables
+from tracker.storage.tables.audit import AuditTables
+from tracker.storage.tables.events import EventTables
+from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.legal import LegalTables
+from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.retention import RetentionTables
+from tracker.storage.tables.sites import SiteTables
+from tracker.storage.tables.traits import TraitTables
+
+
+class StoreTables(
+    SiteTables,
+    EventTables,
+    IdentityTables,
+    TraitTables,
+    MergeTables,
+    AccessTables,
+    LegalTables,
+    RetentionTables,
+    AuditTables,
+):
+    """The shared mixins, in one place for both stores."""
