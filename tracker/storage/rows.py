@@ -33,7 +33,6 @@ EVENT_COLUMNS = (
     " os_version, device, ip"
 )
 EVENT_COLUMN_NAMES = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
-INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 22)})"
 RECEIPT_COLUMNS = "id, site_id, vid, analytics, marketing, policy_version, source, at"
 SITE_COLUMNS = "id, key, name, origins, consent_mode, created_at, settings, secret"
 LEAD_COLUMNS = (
