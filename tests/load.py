@@ -34,8 +34,8 @@ async def load(
                 response = await client.post(
                     "/collect", headers=HEADERS, content=orjson.dumps({"events": batch})
                 )
-            except httpx.TransportError:
-                await asyncio.sleep(0.01)
+            except httpx.TransportError:  # the server is away (killed, restarting): retry
+                await asyncio.sleep(0.01)  # a pause between tries, not a wait for anything
                 continue
             if statuses is not None:
                 statuses.append(response.status_code)

@@ -195,8 +195,7 @@ def holding(url: str, sql: str) -> Iterator[None]:
             async with conn.transaction():
                 await conn.execute(sql)
                 taken.set()
-                while not release.is_set():
-                    await asyncio.sleep(0.01)
+                await asyncio.to_thread(release.wait)
         finally:
             await conn.close()
 

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from privacy.keys import init_key_file
+from tests.waiting import TimedOut, wait_until
 from tracker.storage import Store, open_store
 from tracker.storage.keystore import KeyStore, open_keystore
 from tracker.storage.records import Event
@@ -166,17 +166,20 @@ class Server:
             stdout=log,
             stderr=log,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited at start:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready after {timeout}s:\n{self.logs()}")
+        try:
+            wait_until(self._ready, what=f"{self.url}/readyz", timeout=timeout)
+        except TimedOut:
+            raise AssertionError(f"server not ready after {timeout}s:\n{self.logs()}") from None
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"server exited at start:\n{self.logs()}")
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.process is not None

@@ -21,8 +21,13 @@ from starlette.routing import Route
 from identity.tokens import make_token
 from tests.conftest import LOOPBACK_HOOKS, SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import cli_json, metric, with_store
+from tests.waiting import clock_passes
 from tracker.api import routes
 from tracker.api.openapi import PATHS
+
+# Every test here runs once per backend, as the module builds deployments (the few that
+# need no database included).
+pytestmark = pytest.mark.usefixtures("backend")
 
 SIGNED_ORIGIN = "https://signed.example.co.jp"
 OPT_IN_ORIGIN = "https://optin.example.co.jp"
@@ -280,7 +285,7 @@ def test_an_erased_lead_reads_as_one_that_never_was(api: Api) -> None:
 def test_leads_list_filters_by_updated_since_and_pages_every_lead_once(api: Api) -> None:
     older = [api.identify(f"older-{n}@paging.example.jp") for n in range(3)]
     since = max(api.lead(lead)["updated_at"] for lead in older) + 1
-    time.sleep(0.005)  # the server's clock (ms) moves past `since`
+    clock_passes(since)  # the server's clock (ms) moves past `since`
     newer = {api.identify(f"newer-{n}@paging.example.jp") for n in range(25)}
     seen: list[str] = []
     cursor, pages = None, 0
@@ -376,7 +381,7 @@ def test_merge_then_unmerge_restores_both_timelines(api: Api) -> None:
     before = {lead: events_of(api.timeline(lead)) for lead in (into, other)}
     assert [len(before[into]), len(before[other])] == [5, 4]  # pages + event + identify
     mark, since = api.last_change(), api.lead(into)["updated_at"] + 1
-    time.sleep(0.005)
+    clock_passes(since)
 
     merged = api.post(f"/api/v1/leads/{into}/merge", {"other": other, "reason": "same person"})
     assert merged.status_code == 201, merged.text
@@ -570,9 +575,11 @@ def test_a_client_hanging_up_mid_body_is_no_server_error(api: Api) -> None:
             f"Content-Length: 1000\r\n\r\n").encode()  # fmt: skip
     with socket.create_connection(("127.0.0.1", api.dep.server.port)) as sock:
         sock.sendall(head + b'{"url": "http://127.0.0.1:9/"')
+    # Not a wait for something to happen but a window in which nothing may: the server
+    # notices the hang-up on its own time, and its log must not show an error by then.
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline and "unhandled error" not in api.dep.server.logs():
-        time.sleep(0.05)  # the server notices the hang-up on its own time
+        time.sleep(0.05)
     assert "unhandled error" not in api.dep.server.logs()
     assert api.call("GET", "/api/v1/webhooks", key="admin").status_code == 200
 

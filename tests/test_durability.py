@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-import time
+from pathlib import Path
 
 import httpx
 import orjson
 
-from tests.conftest import Deployment
+from tests.conftest import Deployment, make_deployment
 from tests.load import HEADERS, load
 from tests.servers import Server, all_events, metric, with_store
+from tests.waiting import wait_until
 
 
 def stored_vids(dep: Deployment) -> set[str]:
@@ -25,16 +26,20 @@ def test_sigkill_under_load_loses_no_acknowledged_event(fresh_deployment: Deploy
     for _round in range(3):
         dep.server.start()
         killed = threading.Event()
-
-        def kill_soon(server: Server = dep.server, killed: threading.Event = killed) -> None:
-            time.sleep(1.5)
-            assert server.process is not None
-            server.process.send_signal(signal.SIGKILL)
-            server.process.wait()
-            killed.set()
-
-        threading.Thread(target=kill_soon).start()
         before = len(acked)
+
+        def kill_under_load(
+            server: Server = dep.server, killed: threading.Event = killed, before: int = before
+        ) -> None:
+            try:  # once the load is well under way (twice what is asserted below)
+                wait_until(lambda: len(acked) - before > 200, what="the load", timeout=30)
+            finally:
+                assert server.process is not None
+                server.process.send_signal(signal.SIGKILL)
+                server.process.wait()
+                killed.set()
+
+        threading.Thread(target=kill_under_load).start()
         asyncio.run(load(dep, workers=24, stop=killed.is_set, acked=acked))
         assert len(acked) - before > 100, "the load never got going"
         dep.server.process = None
@@ -44,9 +49,7 @@ def test_sigkill_under_load_loses_no_acknowledged_event(fresh_deployment: Deploy
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
 
 
-def test_sigterm_flushes_queued_events_before_exit(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import make_deployment
-
+def test_sigterm_flushes_queued_events_before_exit(backend: str, tmp_path: Path) -> None:
     # A long group-commit interval keeps accepted events waiting in the queue.
     dep = make_deployment(
         tmp_path, backend=backend, ASHIATO_WRITER_INTERVAL_MS="3000", ASHIATO_WRITER_BATCH="10000"
@@ -64,10 +67,12 @@ def test_sigterm_flushes_queued_events_before_exit(backend, tmp_path) -> None:  
     threads = [threading.Thread(target=send, args=(b,)) for b in beacons]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 5
-    while metric(dep.url, "ashiato_writer_queue_depth") < len(beacons):
-        assert time.monotonic() < deadline, "events never queued"
-        time.sleep(0.02)
+    wait_until(
+        lambda: metric(dep.url, "ashiato_writer_queue_depth") >= len(beacons),
+        what="every event queued",
+        timeout=5,
+        interval=0.02,
+    )
     assert with_store(dep.database_url, lambda s: s.count_events()) == 0
     # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM.
     assert dep.server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers import free_port
+from tests.waiting import wait_until
 
 SERVER = """
 import sys, uvicorn, tracker.http as h
@@ -50,17 +51,18 @@ def short_idle_port() -> Iterator[int]:
 def serve(*args: str) -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), *args])
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+    wait_until(lambda: accepts(port), what="the server to start")
     yield port
     process.terminate()
     process.wait(10)
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -89,7 +91,7 @@ def test_whole_and_quickly_split_requests_are_answered_on_one_connection(port: i
         for parts in ([HEAD + b"\r\n{}"], [HEAD, b"\r\n{", b"}"], [HEAD + b"\r\n{}"]):
             for part in parts:
                 sock.sendall(part)
-                time.sleep(0.2)  # each part well within the deadline
+                time.sleep(0.2)  # a slow client (the test): each part well within the deadline
             assert sock.recv(1024).startswith(b"HTTP/1.1 204")
         # Answered and idle, the connection is not cut by a leftover request deadline.
         assert not closed_within(sock, 1)

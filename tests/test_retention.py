@@ -17,6 +17,7 @@ from privacy.retention import DAY_MS
 from tests.conftest import Deployment, make_deployment
 from tests.load import load
 from tests.servers import all_events
+from tests.waiting import wait_until
 from tracker.settings import Settings
 from tracker.storage.records import ConsentReceipt, Event
 from tracker.wiring import open_parts
@@ -107,7 +108,7 @@ def test_retention_deletes_exactly_the_expired_while_ingest_continues(
         )
     )
     loader.start()
-    time.sleep(0.3)
+    wait_until(lambda: len(statuses) >= 20, what="the load under way")
     run = subprocess.run(
         [sys.executable, "-m", "tracker", "retention", "run", "--json"],
         env=dep.env,
@@ -116,7 +117,8 @@ def test_retention_deletes_exactly_the_expired_while_ingest_continues(
         timeout=300,
         check=False,
     )
-    time.sleep(0.3)
+    answered = len(statuses)  # and ingest goes on after the run
+    wait_until(lambda: len(statuses) >= answered + 20, what="the load after the run")
     done.set()
     loader.join()
     dep.server.stop()

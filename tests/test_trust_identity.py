@@ -22,6 +22,7 @@ import pytest
 from identity.tokens import make_token
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
 from tests.servers import CHROME_UA, cli_json, with_store
+from tests.waiting import clock_passes
 from tracker.storage import Store
 
 if TYPE_CHECKING:  # (imported lazily: the tests also run against the code before the fix)
@@ -213,7 +214,7 @@ def test_updated_at_never_moves_back_when_a_late_form_fills_a_trait(trust: Trust
     email, vid = _email("backwards"), secrets.token_hex(16)
     lead = trust.api_identify(email, vid=vid, name="Ichiro")
     before = trust.lead(lead)["updated_at"]
-    time.sleep(0.005)  # the server's clock (ms) moves past `before`
+    clock_passes(before)  # the server's clock (ms) moves past `before`
     since = before + 1
     trust.form(email, vid=vid, traits={"company": "Late KK"},
                ts=1_700_000_000_000, sent=1_700_000_000_000 + WAITED)  # fmt: skip

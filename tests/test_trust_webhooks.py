@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
 from tests.servers import cli_json, free_port
+from tests.waiting import wait_until
 from tracker.settings import Settings
 from tracker.webhook_targets import IPAddress, RefusedTarget, TargetPolicy, pin
 from tracker.webhooks import PER_ENDPOINT, Deliverer
@@ -191,7 +192,7 @@ def test_delivery_resolves_checks_and_connects_to_the_checked_address(
     dep.env.update(ASHIATO_WEBHOOK_ALLOW_PRIVATE="false", ASHIATO_WEBHOOK_ALLOW_HTTP="false")
     dep.server.start()
     identify(dep, 1)  # lead.created + lead.identified
-    time.sleep(0.5)
+    wait_until(lambda: "url must use https" in dep.server.logs(), what="the refusal logged")
     dep.server.stop()
     assert "url must use https" in dep.server.logs()
     before = asyncio.run(outbox(dep))
@@ -269,7 +270,7 @@ def test_a_silent_receiver_never_holds_back_a_healthy_one(
         identify(dep, n)
     deadline = time.monotonic() + 4.0  # alone it takes well under a second
     while len(receiver.ids) < 40 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # a bounded wait; the assertion below says what failed
     got, most_open = len(receiver.ids), silent.most_open
     dep.server.stop()
     silent.sock.close()

@@ -7,7 +7,6 @@ import hmac
 import json
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
-from tests.servers import cli_json, free_port
+from tests.servers import cli_json, free_port, with_store
+from tests.waiting import wait_until
+from tracker.storage.records import OutboxItem
 from tracker.webhooks import signature
 
 # Every test here runs once per backend, as the module builds deployments (the few that
@@ -79,11 +80,15 @@ def identify(dep: Deployment, email: str) -> None:
     assert dep.post(beacon).status_code == 204
 
 
-def wait_for(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+def undelivered(dep: Deployment) -> list[OutboxItem]:
+    return with_store(dep.database_url, lambda s: s.due_outbox(2**62, limit=100))
+
+
+def retried_while_down(dep: Deployment, count: int) -> bool:
+    """``count`` deliveries wait, and the first in the endpoint's lane has been tried,
+    has failed, was retried and failed again."""
+    waiting = undelivered(dep)
+    return len(waiting) == count and max(item.attempts for item in waiting) >= 2
 
 
 def test_signed_deliveries_survive_receiver_downtime_exactly_once(
@@ -107,7 +112,7 @@ def test_signed_deliveries_survive_receiver_downtime_exactly_once(
 
     email = f"hook-{secrets.token_hex(4)}@example.jp"
     identify(dep, email)
-    wait_for(lambda: len(receiver.deliveries) == 2)
+    wait_until(lambda: len(receiver.deliveries) == 2, what="the first deliveries", timeout=15)
     assert sorted(d["type"] for d in receiver.deliveries) == ["lead.created", "lead.identified"]
     identified = next(d for d in receiver.deliveries if d["type"] == "lead.identified")
     assert identified["body"]["data"]["lead_data"]["email"] == email
@@ -116,11 +121,12 @@ def test_signed_deliveries_survive_receiver_downtime_exactly_once(
     receiver.stop()  # down for a while: deliveries fail and are retried with backoff
     for n in range(3):
         identify(dep, f"hook-{secrets.token_hex(4)}-{n}@example.jp")
-    time.sleep(1.5)
+    wait_until(lambda: retried_while_down(dep, 3 * 2), what="failed retries", timeout=15)
     assert len(receiver.deliveries) == 2
     receiver.start()
-    wait_for(lambda: len(receiver.deliveries) == 2 + 3 * 2)
-    time.sleep(1.0)  # nothing more may come: no duplicates
+    wait_until(lambda: len(receiver.deliveries) == 2 + 3 * 2, what="the retries", timeout=15)
+    # All marked delivered: nothing more may come (a duplicate would show below).
+    wait_until(lambda: not undelivered(dep), what="every delivery recorded", timeout=15)
     ids = [d["id"] for d in receiver.deliveries]
     assert len(ids) == len(set(ids)) == 8
     assert receiver.bad_signatures == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from privacy.consent import Rules
+from tests.waiting import async_wait_until
 from tracker.errors import StorageError
 from tracker.http_errors import Overloaded
 from tracker.metrics import Metrics
@@ -53,7 +54,7 @@ async def test_full_queue_is_refused_with_retry_after(tmp_path: Path) -> None:
     )
     writer.start()
     waiting = asyncio.ensure_future(writer.submit([event(i) for i in range(8)]))
-    await asyncio.sleep(0)
+    await async_wait_until(lambda: writer.waiting == 8, what="the first 8 events queued")
     with pytest.raises(Overloaded) as caught:
         await writer.submit([event(100 + i) for i in range(5)])
     assert caught.value.status == 503

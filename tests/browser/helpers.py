@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tests.servers import with_store
+from tests.waiting import wait_for
 from tracker.storage.records import Event
 
 T = TypeVar("T")
@@ -17,13 +18,7 @@ READY = "window.ashiato && window.ashiato.l"
 
 def poll(probe: Callable[[], T], done: Callable[[T], bool], what: str, timeout: float = 10) -> T:
     """``probe()`` until ``done`` holds for its value; fails after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
+    return wait_for(probe, done, what=what, timeout=timeout)
 
 
 def stored_events(database_url: str, vid: str) -> list[Event]:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
-from tests.conftest import Deployment
+from tests.browser.helpers import wait_events
 from tests.servers import CHROME_UA, metric, with_store
-from tracker.storage.records import Event
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def wait_for(dep: Deployment, vid: str, done: Callable[[list[Event]], bool]) -> list[Event]:
-    deadline = time.monotonic() + 10
-    while True:
-        events = with_store(dep.database_url, lambda s: s.visitor_events(vid))
-        if done(events) or time.monotonic() > deadline:
-            return events
-        time.sleep(0.1)
 
 
 def visitor_id(context) -> str:  # type: ignore[no-untyped-def]
@@ -50,7 +38,9 @@ def test_pageviews_spa_clicks_and_events_are_stored_once(browser, site_pages) ->
     assert visitor_id(context) == vid
 
     expected_pageviews = 4  # load, SPA navigation, back to /spa/, reload
-    events = wait_for(dep, vid, lambda ev: any(e.name == "outbound" for e in ev))
+    events = wait_events(
+        dep.database_url, vid, lambda ev: any(e.name == "outbound" for e in ev), "the outbound"
+    )
     pageviews = [e for e in events if e.type == "pageview"]
     assert [e.url for e in pageviews] == [
         f"{origin}/spa/", f"{origin}/spa/second", f"{origin}/spa/", f"{origin}/spa/"]  # fmt: skip
@@ -80,9 +70,7 @@ def test_headless_chrome_is_dropped_as_a_bot(browser, site_pages) -> None:  # ty
     page.goto(f"{origin}/spa/")
     page.wait_for_function("window.ashiato && window.ashiato.l")
     vid = visitor_id(context)
-    deadline = time.monotonic() + 10
-    while metric(dep.url, 'ashiato_events_dropped_total{reason="bot"}') < before + 2:
-        assert time.monotonic() < deadline, "the headless page view never arrived"
-        time.sleep(0.1)
+    bots = 'ashiato_events_dropped_total{reason="bot"}'
+    wait_until(lambda: metric(dep.url, bots) >= before + 2, what="the headless page view")
     assert with_store(dep.database_url, lambda s: s.visitor_events(vid)) == []
     context.close()

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.servers import ROOT, free_port
+from tests.waiting import TimedOut, wait_until
 
 DEPLOY = ROOT / "deploy"
 TRACKER_HOST = "t.example.test"
@@ -144,20 +144,26 @@ class Proxy:
             self.process = subprocess.Popen(
                 self.command, cwd=self.workdir, env=self.env, stdout=log, stderr=log
             )
-        deadline = time.monotonic() + timeout
         probes = [(TRACKER_HOST, "/healthz"), (SITE_HOST, "/ashiato/healthz")]
-        while probes:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited at start:\n{self.logs()}")
-            assert time.monotonic() < deadline, f"{self.name} not ready:\n{self.logs()}"
-            try:
-                if https_request(self.port, *probes[0], timeout=2).status == 200:
-                    probes.pop(0)
-                    continue
-            except OSError:
-                pass
-            time.sleep(0.1)
+        try:
+            wait_until(lambda: self._answers(probes), what="both layouts", timeout=timeout)
+        except TimedOut:
+            raise AssertionError(f"{self.name} not ready:\n{self.logs()}") from None
         return self
+
+    def _answers(self, probes: list[tuple[str, str]]) -> bool:
+        """Probe each (host, path) in turn, dropping those that answer 200: all done?"""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited at start:\n{self.logs()}")
+        while probes:
+            try:
+                if https_request(self.port, *probes[0], timeout=2).status != 200:
+                    return False
+            except OSError:
+                return False
+            probes.pop(0)
+        return True
 
     def stop(self) -> None:
         if self.process is None:

@@ -15,6 +15,7 @@ import pytest
 from tests.deploy.conftest import PROXIES, Stack
 from tests.deploy.proxies import SITE_HOST, TRACKER_HOST, Proxy, https_request
 from tests.servers import CHROME_UA, all_events, with_store
+from tests.waiting import wait_for
 from tracker.cookies import LIFETIME_SECONDS, OWN_SUFFIX, VID_COOKIE
 from tracker.storage.records import Event
 
@@ -27,14 +28,12 @@ CLIENT = "127.0.1.5"  # a client address of its own: its /24 differs from the pr
 
 def stored_pageviews(stack: Stack, url: str, count: int) -> list[Event]:
     """The page views of ``url``, once there are ``count`` of them (at most 10 s)."""
-    deadline = time.monotonic() + 10
-    while True:
+
+    def views() -> list[Event]:
         events = with_store(stack.database_url, all_events)
-        views = [e for e in events if e.type == "pageview" and e.url == url]
-        if len(views) >= count:
-            return views
-        assert time.monotonic() < deadline, f"{count} page view(s) of {url} not stored in 10 s"
-        time.sleep(0.1)
+        return [e for e in events if e.type == "pageview" and e.url == url]
+
+    return wait_for(views, lambda found: len(found) >= count, what=f"{count} page view(s) of {url}")
 
 
 def server_cookie(context: Any) -> dict[str, Any]:
