@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     ORIGIN,
     bench_env,
-    cli,
     drop_postgres_database,
+    new_site,
     postgres_database,
 )
 from tracker.storage import open_store  # noqa: E402
@@ -233,7 +233,7 @@ def bench_collectors(
     """``count`` collectors sharing ``env``'s database, each loaded by its own wrk with
     ``connections / count`` connections at the same time; their sum (p99: the worst)."""
     database_url = env["ASHIATO_DATABASE_URL"]
-    site = cli(env, "site", "add", "bench", "--origin", ORIGIN, "--consent", "notice")
+    site = new_site(env, "bench")
     script = workdir / f"collector-{count}.lua"
     script.write_text(lua.replace("SITE_KEY", site["site_key"]))
     ports = [free_port() for _ in range(count)]

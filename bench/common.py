@@ -88,3 +88,11 @@ def cli(env: dict[str, str], *args: str) -> Any:
         check=True,
     ).stdout
     return json.loads(out)
+
+
+def new_site(env: dict[str, str], name: str) -> Any:
+    """Migrate the deployment's databases (only ``migrate`` and ``serve`` create them),
+    then add a notice-mode site for ``ORIGIN``; return ``site add``'s JSON."""
+    subprocess.run([sys.executable, "-m", "tracker", "migrate"], env=env,
+                   capture_output=True, check=True)  # fmt: skip
+    return cli(env, "site", "add", name, "--origin", ORIGIN, "--consent", "notice")

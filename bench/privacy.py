@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ORIGIN, bench_env, cli  # noqa: E402
+from bench.common import ORIGIN, bench_env, cli, new_site  # noqa: E402
 from privacy.consent import Rules  # noqa: E402
 from privacy.crypto.primitives import blind_index  # noqa: E402
 from privacy.personal import Person  # noqa: E402
@@ -160,7 +160,7 @@ def main() -> int:
         work = Path(tmp)
         env = bench_env(work)
         settings = Settings.from_env(env)
-        site = cli(env, "site", "add", "bench", "--origin", ORIGIN, "--consent", "notice")
+        site = new_site(env, "bench")
         key = cli(env, "apikey", "create", "bench", "--scope", "read", "--scope", "privacy")["key"]
         costs = asyncio.run(crypto_costs(settings))
         lead_id = asyncio.run(big_lead(settings, site["site_key"], args.events))

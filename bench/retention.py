@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.collector import LUA, free_port, serve, stop  # noqa: E402
-from bench.common import ORIGIN, bench_env, cli  # noqa: E402
+from bench.common import ORIGIN, bench_env, new_site  # noqa: E402
 from privacy.consent import Rules  # noqa: E402
 from privacy.retention import DAY_MS  # noqa: E402
 from tracker.settings import Settings  # noqa: E402
@@ -136,7 +136,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ashiato-bench-") as tmp:
         work = Path(tmp)
         env = bench_env(work)
-        site = cli(env, "site", "add", "bench", "--origin", ORIGIN, "--consent", "notice")
+        site = new_site(env, "bench")
         print(f"seeding {args.events:,} events (half expired) ...", flush=True)
         started = time.monotonic()
         asyncio.run(seed(Settings.from_env(env), args.events))

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.collector import _latency_ms, free_port, serve, stop  # noqa: E402
-from bench.common import ORIGIN, bench_env, cli  # noqa: E402
+from bench.common import ORIGIN, bench_env, cli, new_site  # noqa: E402
 
 LUA = r"""
 local counter, prefix = 0, 0
@@ -129,7 +129,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ashiato-soak-") as tmp:
         env = bench_env(Path(tmp))
-        site = cli(env, "site", "add", "soak", "--origin", ORIGIN, "--consent", "notice")
+        site = new_site(env, "soak")
         key = cli(env, "apikey", "create", "soak", "--scope", "read")["key"]
         script = Path(tmp) / "soak.lua"
         script.write_text(
