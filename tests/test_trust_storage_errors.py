@@ -18,7 +18,7 @@ import pytest
 
 from tests import postgres
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
-from tests.servers import Server, base_env, cli_json
+from tests.servers import CHROME_UA, Server, base_env, cli_json
 
 UNAVAILABLE = {"error": "database unavailable"}
 
@@ -122,7 +122,7 @@ def test_an_unreachable_postgresql_answers_api_calls_with_503(backend: str, tmp_
     relay.up()
     database_url = urlunsplit(direct._replace(netloc=f"{direct.username}@127.0.0.1:{relay.port}"))
     env = base_env(database_url, keys_dir=tmp_path / "keys")
-    cli_json(env, "site", "add", "shop", "--origin", SITE_ORIGIN, "--consent", "notice")
+    site = cli_json(env, "site", "add", "shop", "--origin", SITE_ORIGIN, "--consent", "notice")
     made = cli_json(env, "apikey", "create", "ops", "--scope", "admin")
     headers = {"Authorization": f"Bearer {made['key']}"}
     server = Server(env, tmp_path / "server.log").start()
@@ -134,6 +134,12 @@ def test_an_unreachable_postgresql_answers_api_calls_with_503(backend: str, tmp_
         assert down.status_code == 503, down.text
         assert down.headers["retry-after"] == "2"
         assert down.json() == UNAVAILABLE
+        beacon = {"site": site["site_key"], "type": "pageview", "vid": "c" * 32,
+                  "url": f"{SITE_ORIGIN}/", "ts": 1_700_000_000_000}  # fmt: skip
+        browser = {"Origin": SITE_ORIGIN, "User-Agent": CHROME_UA}
+        collected = httpx.post(f"{server.url}/collect", json=beacon, headers=browser, timeout=30)
+        assert collected.status_code == 503, collected.text
+        assert collected.headers["retry-after"]
     finally:
         relay.up()  # the same port again: the server finds its database by itself
     assert httpx.get(url, headers=headers, timeout=30).status_code == 200

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from tracker.beacon import parse_body, validate
 from tracker.cors import cors_headers
 from tracker.drops import DropReason
+from tracker.errors import StorageError
 from tracker.http_errors import (
     ANSWERED,
     BadRequest,
@@ -39,6 +40,7 @@ JSON = "application/json"
 COLLECTOR_PATHS = frozenset({"/collect", "/p.gif"})
 """Whose answers ``ashiato_http_responses_total`` counts (every status, 2xx included)."""
 _ACCEPTED_TYPES = ("", "text/plain", "application/json")
+_UNAVAILABLE = b'{"error":"database unavailable"}'
 
 
 async def collect_asgi(scope: Scope, receive: Receive, send: Send, services: Services) -> None:
@@ -59,6 +61,11 @@ async def collect_asgi(scope: Scope, receive: Receive, send: Send, services: Ser
         headers = headers | cors_headers(services, origin)
         body = orjson.dumps({"error": message})
         await _respond(send, services, status, headers, body, media_type=JSON)
+        return
+    except StorageError as exc:  # e.g. the consent read for the cookie, after the write
+        log.warning("storage unavailable", extra={"path": "/collect", "cause": str(exc)})
+        headers = {"Retry-After": "2"} | cors_headers(services, origin)
+        await _respond(send, services, 503, headers, _UNAVAILABLE, media_type=JSON)
         return
     except Exception:
         log.exception("collect failed")
