@@ -203,11 +203,19 @@ def test_gzip_refused_with_q_0_and_each_encoding_has_its_own_etag(dep: Deploymen
     assert httpx.get(url, headers=stale).status_code == 200
 
 
-def test_metrics_count_the_collectors_answers_only(dep: Deployment) -> None:
+def test_metrics_count_the_collectors_and_the_apis_answers_apart(dep: Deployment) -> None:
     unauthorized = metric(dep.url, 'ashiato_http_responses_total{code="401"}')
     bad = metric(dep.url, 'ashiato_http_responses_total{code="400"}')
+    api_401 = metric(dep.url, 'ashiato_api_responses_total{code="401"}')
+    api_200 = metric(dep.url, 'ashiato_api_responses_total{code="200"}')
+    made = cli_json(dep.env, "apikey", "create", "metrics", "--scope", "read")
     for _ in range(3):
         assert httpx.get(f"{dep.url}/api/v1/leads").status_code == 401
+    reader = {"Authorization": f"Bearer {made['key']}"}
+    for _ in range(2):
+        assert httpx.get(f"{dep.url}/api/v1/leads", headers=reader).status_code == 200
     assert dep.post(b"not json").status_code == 400
     assert metric(dep.url, 'ashiato_http_responses_total{code="401"}') == unauthorized
     assert metric(dep.url, 'ashiato_http_responses_total{code="400"}') == bad + 1
+    assert metric(dep.url, 'ashiato_api_responses_total{code="401"}') == api_401 + 3
+    assert metric(dep.url, 'ashiato_api_responses_total{code="200"}') == api_200 + 2

@@ -13,7 +13,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from privacy import consent
 from tracker import collect, logs, routes, useragent
@@ -51,8 +51,21 @@ class Collector:
             logs.new_request_id()  # every log line of this request carries it
         if scope["type"] == "http" and scope["path"] == "/collect" and scope["method"] == "POST":
             await collect.collect_asgi(scope, receive, send, self.app.state.services)
+        elif scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.app(scope, receive, self._counting(send))
         else:
             await self.app(scope, receive, send)
+
+    def _counting(self, send: Send) -> Send:
+        """``send``, counting the API answer's status in ``/metrics``."""
+        responses = self.app.state.services.metrics.api_responses
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                responses[message["status"]] += 1
+            await send(message)
+
+        return counted
 
 
 GC_FIRST_THRESHOLD = 50_000

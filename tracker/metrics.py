@@ -47,6 +47,7 @@ class Metrics:
     accepted: int = 0
     dropped: Counter[DropReason] = field(default_factory=Counter)
     responses: Counter[int] = field(default_factory=Counter)
+    api_responses: Counter[int] = field(default_factory=Counter)
     queue_depth: int = 0
     commit_failures: int = 0
     rate_limited: Counter[str] = field(default_factory=Counter)
@@ -76,6 +77,12 @@ class Metrics:
             *(
                 f'ashiato_http_responses_total{{code="{c}"}} {n}'
                 for c, n in sorted(self.responses.items())
+            ),
+            "# HELP ashiato_api_responses_total MA/admin API (/api/) responses by status.",
+            "# TYPE ashiato_api_responses_total counter",
+            *(
+                f'ashiato_api_responses_total{{code="{c}"}} {n}'
+                for c, n in sorted(self.api_responses.items())
             ),
             "# HELP ashiato_rate_limited_total Requests refused with 429, by limit.",
             "# TYPE ashiato_rate_limited_total counter",
