@@ -57,9 +57,11 @@ def test_server_answers_429_before_events_reach_the_writer(backend: str, tmp_pat
     dep = make_deployment(
         tmp_path,
         backend=backend,
-        ASHIATO_RATE_LIMIT_IP="5",
+        # Refills too slow to matter within the test (one token per 20 s), so a slow
+        # machine cannot refill the bucket between requests: only the burst counts.
+        ASHIATO_RATE_LIMIT_IP="0.05",
         ASHIATO_RATE_LIMIT_IP_BURST="10",
-        ASHIATO_RATE_LIMIT_API="1",
+        ASHIATO_RATE_LIMIT_API="0.05",
         ASHIATO_RATE_LIMIT_API_BURST="3",
     )
     dep.server.start()
@@ -94,7 +96,7 @@ def test_a_busy_site_is_limited_as_a_whole(backend: str, tmp_path: Path) -> None
         tmp_path,
         backend=backend,
         ASHIATO_RATE_LIMIT_IP="0",
-        ASHIATO_RATE_LIMIT_SITE="1",
+        ASHIATO_RATE_LIMIT_SITE="0.05",
         ASHIATO_RATE_LIMIT_SITE_BURST="20",
     )
     dep.server.start()
