@@ -53,7 +53,7 @@ def write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
             os.replace(temp, path)
         else:
             os.link(temp, path)
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
     except FileExistsError:
         raise Invalid(f"{path} exists: pass --force to replace it") from None
     except IsADirectoryError:
@@ -74,7 +74,7 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the new name durable too (the data already is)."""
     fd = os.open(folder, os.O_RDONLY)
     try:

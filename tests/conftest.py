@@ -11,8 +11,10 @@ when their test module ends. When PostgreSQL is down its tests skip, or fail wit
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,23 @@ class Deployment:
         default = {"Origin": SITE_ORIGIN, "User-Agent": CHROME_UA, "Content-Type": "text/plain"}
         content = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
         return httpx.post(f"{self.url}/collect", content=content, headers=default | headers)
+
+
+@contextmanager
+def write_locked(dep: Deployment, table: str) -> Iterator[None]:
+    """Another session holds the write lock (SQLite) or ``table`` locked (PostgreSQL, as a
+    long migration or a careless admin session would)."""
+    if dep.backend == "postgresql":
+        with postgres.holding(dep.database_url, f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"):
+            yield
+        return
+    blocker = sqlite3.connect(dep.tmp / "ashiato.db", isolation_level=None, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 def deployment_env(tmp: Path, backend: str, **env_extra: str) -> dict[str, str]:

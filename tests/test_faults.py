@@ -10,20 +10,17 @@ import asyncio
 import os
 import secrets
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests import postgres
-from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
+from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment, write_locked
 from tests.load import HEADERS
 from tests.servers import cli_json, metric, run_cli, with_store
 from tracker.settings import Settings
@@ -40,7 +37,7 @@ def test_a_locked_database_answers_503_then_recovers(backend: str, tmp_path: Pat
     assert dep.post(dep.beacon()).status_code == 204
     # The writer waits out SQLite's busy timeout (PostgreSQL's lock_timeout), 5 s, then
     # gives up.
-    with write_locked(dep):
+    with write_locked(dep, "events"):
         locked = httpx.post(
             f"{dep.url}/collect", content=orjson.dumps(dep.beacon()), headers=HEADERS, timeout=30
         )
@@ -53,23 +50,6 @@ def test_a_locked_database_answers_503_then_recovers(backend: str, tmp_path: Pat
     dep.server.stop()
     assert with_store(dep.database_url, lambda s: s.visitor_events(recovered["vid"]))
     assert "Traceback" not in dep.server.logs()
-
-
-@contextmanager
-def write_locked(dep: Deployment) -> Iterator[None]:
-    """Another process holds the write lock (SQLite) or a lock on the events table
-    (PostgreSQL, as a long migration or a careless admin session would)."""
-    if dep.backend == "postgresql":
-        with postgres.holding(dep.database_url, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"):
-            yield
-        return
-    blocker = sqlite3.connect(dep.tmp / "ashiato.db", isolation_level=None, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
 
 
 @pytest.fixture

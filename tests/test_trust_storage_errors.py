@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,7 +14,7 @@ import httpx
 import pytest
 
 from tests import postgres
-from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
+from tests.conftest import SITE_ORIGIN, Deployment, make_deployment, write_locked
 from tests.servers import CHROME_UA, Server, base_env, cli_json
 
 UNAVAILABLE = {"error": "database unavailable"}
@@ -29,28 +26,12 @@ def keys(dep: Deployment) -> dict[str, str]:
     return {"Authorization": f"Bearer {made['key']}"}
 
 
-@contextmanager
-def webhooks_locked(dep: Deployment) -> Iterator[None]:
-    """Another session holds the write lock (SQLite) or the webhooks table (PostgreSQL)."""
-    if dep.backend == "postgresql":
-        with postgres.holding(dep.database_url, "LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE"):
-            yield
-        return
-    blocker = sqlite3.connect(dep.tmp / "ashiato.db", isolation_level=None, timeout=0)
-    blocker.execute("BEGIN EXCLUSIVE")
-    try:
-        yield
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-
-
 def test_a_locked_database_answers_api_calls_with_503(backend: str, tmp_path: Path) -> None:
     dep = make_deployment(tmp_path, backend=backend)
     headers = keys(dep)
     dep.server.start()
     url = f"{dep.url}/api/v1/webhooks"
-    with webhooks_locked(dep):  # the write waits out the 5 s lock timeout, then gives up
+    with write_locked(dep, "webhooks"):  # the write waits out the 5 s lock timeout, then gives up
         locked = httpx.post(url, headers=headers, json={"url": "https://h.example/"}, timeout=30)
     assert locked.status_code == 503, locked.text
     assert locked.headers["retry-after"] == "2"

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from privacy.crypto.keyring import KeyConfigError, Keyring
+from privacy.files import sync_folder
 
 log = logging.getLogger("ashiato.keys")
 
@@ -43,15 +44,7 @@ def write_key_file(path: str | Path, keyring: Keyring, *, replace: bool = False)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_folder(path.parent)
 
 
 def read_key_file(path: str | Path) -> Keyring:
