@@ -109,7 +109,11 @@ def test_a_full_disk_answers_503_then_recovers(tmp_path: Path, small_disk: Path)
 
 
 def test_a_hanging_webhook_receiver_does_not_slow_ingest(backend: str, tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path, backend=backend, **LOOPBACK_HOOKS)
+    # A delivery may hang for 30 s; an ingest that waited on one would take that long.
+    # The bound below is a third of it, so a loaded CI machine cannot fail the test.
+    dep = make_deployment(
+        tmp_path, backend=backend, ASHIATO_WEBHOOK_TIMEOUT_SECONDS="30", **LOOPBACK_HOOKS
+    )
     key = cli_json(dep.env, "apikey", "create", "hooks", "--scope", "admin")["key"]
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))
@@ -130,7 +134,7 @@ def test_a_hanging_webhook_receiver_does_not_slow_ingest(backend: str, tmp_path:
         started = time.perf_counter()
         assert dep.post(dep.beacon()).status_code == 204
         slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 1.0, f"an ingest request took {slowest:.2f} s"
+    assert slowest < 10.0, f"an ingest request took {slowest:.2f} s"
     dep.server.stop()
     hang.close()
 

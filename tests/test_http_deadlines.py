@@ -81,8 +81,8 @@ def test_a_half_read_request_is_cut_off_at_its_deadline(port: int, sent: bytes) 
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(sent)
         started = time.monotonic()
-        assert closed_within(sock, 3)
-        assert time.monotonic() - started < 2
+        assert closed_within(sock, 4)
+        assert time.monotonic() - started < 3  # the 0.5 s deadline, plus slack for a busy CI
 
 
 def test_whole_and_quickly_split_requests_are_answered_on_one_connection(port: int) -> None:
@@ -129,12 +129,12 @@ def test_crlf_dripped_after_a_request_does_not_hold_the_connection(short_idle_po
             sock.settimeout(3)
             assert answered(sock)
         started, open_ = time.monotonic(), list(socks)
-        while open_ and time.monotonic() - started < 4:
+        while open_ and time.monotonic() - started < 6:
             open_ = [s for s in open_ if not drip_refused(s)]
             readable, _, _ = select.select(open_, [], [], 0.2)
             open_ = [s for s in open_ if s not in readable or not hung_up(s)]
-        assert not open_, f"{len(open_)} of 20 connections still open after 4 s"
-        assert time.monotonic() - started < 2.5  # the 1 s idle deadline, plus slack
+        assert not open_, f"{len(open_)} of 20 connections still open after 6 s"
+        assert time.monotonic() - started < 4  # the 1 s idle deadline, plus slack for a busy CI
     finally:
         for sock in socks:
             sock.close()
@@ -150,5 +150,5 @@ def test_a_later_request_left_half_read_is_cut_off(short_idle_port: int, lead: b
         assert answered(sock)
         sock.sendall(lead + b"POST /coll")
         started = time.monotonic()
-        assert closed_within(sock, 3)
-        assert time.monotonic() - started < 2
+        assert closed_within(sock, 4)
+        assert time.monotonic() - started < 3  # the 0.5 s deadline, plus slack for a busy CI
