@@ -145,6 +145,17 @@ class DataSubjectRequests:
                 whole.append(vid)
         return Subject(root, tuple(rows), tuple(links), tuple(whole))
 
+    async def find_ref(self, ref: str) -> Subject:
+        """The person a request is filed under (``PrivacyRequest.subject``)."""
+        return await (self.find(lead=ref) if ref.startswith("ld_") else self.find(visitor=ref))
+
+    async def receive(self, kind: RequestKind, subject: Subject, *, actor: str) -> PrivacyRequest:
+        """Record a request to act on later (the console's queue); due in a month."""
+        request = await self._open(kind, subject)
+        await self.audit.record(actor, f"privacy.{kind}.received", subject.ref,
+                                {"request": request.id})  # fmt: skip
+        return request
+
     async def _visitor_subject(self, vid: str) -> Subject:
         links = await self.store.links_of_visitor(vid)
         roots = {await self.store.resolve_lead(link.lead_id) for link in links} - {None}
@@ -161,11 +172,17 @@ class DataSubjectRequests:
 
     # -- access --------------------------------------------------------------------------
     async def export(
-        self, subject: Subject, *, actor: str, deliver: Deliver = _keep
+        self,
+        subject: Subject,
+        *,
+        actor: str,
+        deliver: Deliver = _keep,
+        request: PrivacyRequest | None = None,
     ) -> tuple[PrivacyRequest, dict[str, Any]]:
-        """Build the bundle and ``deliver`` it; the request is marked completed (and the
-        export audited) only after delivery, and failed when building or delivery fails."""
-        request = await self._open(RequestKind.EXPORT, subject)
+        """Build the bundle and ``deliver`` it; the request (a new one, or the received
+        ``request``) is marked completed (and the export audited) only after delivery,
+        and failed when building or delivery fails."""
+        request = request or await self._open(RequestKind.EXPORT, subject)
         try:
             bundle = await exports.bundle(
                 self.store, self.personal, subject, request.id, self._ms()
@@ -204,8 +221,11 @@ class DataSubjectRequests:
         return request, self.export_dir / f"{request.id}.{fmt}"
 
     # -- erasure -------------------------------------------------------------------------
-    async def erase(self, subject: Subject, *, actor: str) -> tuple[PrivacyRequest, ErasureCounts]:
-        request = await self._open(RequestKind.ERASE, subject)
+    async def erase(
+        self, subject: Subject, *, actor: str, request: PrivacyRequest | None = None
+    ) -> tuple[PrivacyRequest, ErasureCounts]:
+        """Erase the person (a new request, or the received ``request``)."""
+        request = request or await self._open(RequestKind.ERASE, subject)
         entry = await self.keystore.record_erasure(
             request.id,
             [r.id for r in subject.leads],

@@ -170,6 +170,12 @@ class Settings:
         False,
         "Allow plain `http://` webhook URLs (deliveries carry personal data: https by default).",
     )
+    console_require_2fa: bool = _setting(
+        "ASHIATO_CONSOLE_REQUIRE_2FA",
+        False,
+        "Console users with the `admin` or `legal` role must set up a TOTP second factor "
+        "before they can use any page.",
+    )
     log_level: str = _setting("ASHIATO_LOG_LEVEL", "info", "debug, info, warning or error.")
     access_log: bool = _setting(
         "ASHIATO_ACCESS_LOG", False, "Log one JSON line per request (method, path, status, ms)."

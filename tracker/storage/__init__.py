@@ -22,6 +22,8 @@ from tracker.storage.records import (
     ConsentReceipt,
     ConsentRules,
     ConsentState,
+    ConsoleSession,
+    ConsoleUser,
     ErasureCounts,
     ErasurePlan,
     Event,
@@ -181,6 +183,14 @@ class Store(Protocol):
 
     async def mark_delivered(self, item_id: str, at: int, attempts: int) -> None: ...
 
+    async def deliveries_of(self, webhook_id: str, *, limit: int) -> list[OutboxItem]:
+        """An endpoint's deliveries (outbox rows), newest first."""
+
+    async def enqueue_delivery(self, item: OutboxItem) -> None: ...
+
+    async def redeliver(self, item_id: str, at: int) -> bool:
+        """Make an outbox row due again at ``at`` (same delivery id); False if unknown."""
+
     async def mark_failed(
         self, item_id: str, *, attempts: int, retry_at: int, error: str
     ) -> None: ...
@@ -230,6 +240,44 @@ class Store(Protocol):
         """Append ``row`` (its seq is assigned) chained to the last row's MAC."""
 
     async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]: ...
+
+    # -- the console -------------------------------------------------------------------
+    async def add_console_user(self, user: ConsoleUser) -> bool:
+        """False when a user with that email (index) exists."""
+
+    async def console_user(self, user_id: str) -> ConsoleUser | None: ...
+
+    async def console_user_by_index(self, index: bytes) -> ConsoleUser | None: ...
+
+    async def console_users(self) -> list[ConsoleUser]: ...
+
+    async def update_console_user(self, user: ConsoleUser, *, end_sessions: bool) -> None: ...
+
+    async def start_console_session(
+        self, session: ConsoleSession, *, replaces: bytes | None, stale: int
+    ) -> None:
+        """Insert ``session``; delete the one it ``replaces`` and those idle since ``stale``."""
+
+    async def console_session(self, token_hash: bytes) -> ConsoleSession | None: ...
+
+    async def touch_console_session(
+        self, token_hash: bytes, *, seen_at: int, confirmed_at: int | None = None
+    ) -> None: ...
+
+    async def end_console_session(self, token_hash: bytes) -> None: ...
+
+    async def end_console_sessions(self, user_id: str) -> int: ...
+
+    async def signin_failures(self, keys: Sequence[str], *, since: int) -> dict[str, int]:
+        """Failed sign-ins per key counted since ``since`` (keys without any left out)."""
+
+    async def note_signin_failure(
+        self, keys: Sequence[str], *, at: int, window_start: int
+    ) -> None: ...
+
+    async def clear_signin_failures(self, keys: Sequence[str]) -> None: ...
+
+    async def count_events_since(self, at: int) -> int: ...
 
     async def truncate_wal(self) -> bool:
         """Leave no deleted data in a write-ahead log (no-op where there is none)."""

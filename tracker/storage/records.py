@@ -394,3 +394,34 @@ class ErasureCounts:
     receipts: int = 0
     merges: int = 0
     outbox: int = 0
+
+
+# -- the console ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    id: str
+    email_index: bytes
+    email: bytes
+    """Sealed; opened by the console and the CLI only."""
+    role: str
+    """``admin``, ``marketing`` or ``legal``."""
+    password: str
+    """Argon2id, encoded with its salt and parameters."""
+    totp: bytes | None
+    """The sealed TOTP secret; None: no second factor."""
+    language: str
+    time_zone: str
+    created_at: int
+    disabled_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    token_hash: bytes
+    user_id: str
+    created_at: int
+    seen_at: int
+    confirmed_at: int
+    """When the password was last entered (sign-in or re-authentication)."""

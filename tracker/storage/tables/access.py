@@ -98,6 +98,31 @@ def outbox_of(lead_ids: list[str]) -> Script[list[OutboxItem]]:
     return [outbox_from_row(r) for r in found]
 
 
+def deliveries_of(webhook_id: str, limit: int) -> Script[list[OutboxItem]]:
+    found = yield rows(
+        f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE webhook_id = ?"
+        " ORDER BY created_at DESC, id LIMIT ?",
+        webhook_id, limit,
+    )  # fmt: skip
+    return [outbox_from_row(r) for r in found]
+
+
+def enqueue(item: OutboxItem) -> Script[None]:
+    yield run(
+        f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, NULL, NULL)",
+        item.id, item.webhook_id, item.type, item.lead_id, to_json(item.data),
+        item.created_at, item.next_attempt_at,
+    )  # fmt: skip
+
+
+def redeliver(item_id: str, at: int) -> Script[bool]:
+    """Due again now, with the same delivery id (receivers that saw it ignore it)."""
+    changed = yield count(
+        "UPDATE outbox SET delivered_at = NULL, next_attempt_at = ? WHERE id = ?", at, item_id
+    )
+    return bool(changed)
+
+
 def mark_delivered(item_id: str, at: int, attempts: int) -> Script[None]:
     yield run(
         "UPDATE outbox SET delivered_at = ?, attempts = ?, last_error = NULL WHERE id = ?",
@@ -149,6 +174,16 @@ class AccessTables(Tables):
 
     async def outbox_of(self, lead_ids: list[str]) -> list[OutboxItem]:
         return await self.read(outbox_of(lead_ids))
+
+    async def deliveries_of(self, webhook_id: str, *, limit: int) -> list[OutboxItem]:
+        """An endpoint's deliveries, newest first."""
+        return await self.read(deliveries_of(webhook_id, limit))
+
+    async def enqueue_delivery(self, item: OutboxItem) -> None:
+        await self.transact(partial(enqueue, item))
+
+    async def redeliver(self, item_id: str, at: int) -> bool:
+        return await self.transact(partial(redeliver, item_id, at))
 
     async def mark_delivered(self, item_id: str, at: int, attempts: int) -> None:
         await self.transact(partial(mark_delivered, item_id, at, attempts))

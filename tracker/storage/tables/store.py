@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tracker.storage.tables.access import AccessTables
 from tracker.storage.tables.audit import AuditTables
+from tracker.storage.tables.console import ConsoleTables
 from tracker.storage.tables.events import EventTables
 from tracker.storage.tables.identity import IdentityTables
 from tracker.storage.tables.legal import LegalTables
@@ -24,5 +25,6 @@ class StoreTables(
     LegalTables,
     RetentionTables,
     AuditTables,
+    ConsoleTables,
 ):
     """The shared mixins, in one place for both stores."""
