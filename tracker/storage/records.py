@@ -425,3 +425,83 @@ class ConsoleSession:
     seen_at: int
     confirmed_at: int
     """When the password was last entered (sign-in or re-authentication)."""
+
+
+# -- scoring ---------------------------------------------------------------------------
+
+SCORE_KINDS = ("event", "profile", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreEntry:
+    """One line of a lead's points ledger (append-only)."""
+
+    rule: str
+    """The rule's id, or ``manual``."""
+    axis: str
+    """``engagement`` (decays) or ``fit`` (does not)."""
+    kind: str
+    """``event`` (an event earned it), ``profile`` (a trait or touch: counts only while
+    the lead is not merged into another), ``manual`` (an adjustment with an actor)."""
+    source: str
+    """What earned it: ``event:<id>``, ``trait:<name>#<n>``, ``touch:first#<n>``,
+    ``manual:<id>``; unique per lead, site, rules version and rule."""
+    points: int
+    at: int
+    """When it was earned (the event's time): decay counts from here."""
+    reason: str
+    object: str | None = None
+    version: int = 0
+    """The rules version it was computed under (0: manual)."""
+    actor: str | None = None
+    lead_id: str = ""
+    site_id: int = 0
+    recorded_at: int = 0
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A lead's score at one moment."""
+
+    score: float
+    grade: str
+    fit: int
+    fit_grade: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreState:
+    """What is kept per lead and site beside the ledger: which rules version its entries
+    are under, whether ``lead.hot`` is armed, and the score when last computed (``score``
+    at ``at``: for listing and sorting; decay makes it exact at any later time)."""
+
+    lead_id: str
+    site_id: int
+    version: int
+    armed: bool
+    score: float
+    fit: int
+    at: int
+
+
+class ScoringRules(Protocol):
+    """A site's compiled rules (``scoring.rules``), applied inside the transaction that
+    writes the ledger."""
+
+    version: int
+    site_id: int
+
+    def evaluate(
+        self, prior: Sequence[ScoreEntry], events: Sequence[Event], profile: Any
+    ) -> list[ScoreEntry]:
+        """The entries ``events`` (and ``profile``, unless None) earn, after ``prior``."""
+
+    def standing(self, entries: Sequence[ScoreEntry], now: int) -> Standing: ...
+
+    def hot(self, before: float, after: float, armed: bool) -> tuple[bool, bool]:
+        """(send ``lead.hot`` now?, armed afterwards) for a score going ``before`` ->
+        ``after``; ``before`` is the lowest it has been since it was last computed."""
+
+    def hot_data(self, entries: Sequence[ScoreEntry], now: int) -> dict[str, Any]:
+        """The score part of the ``lead.hot`` payload (no personal data)."""
