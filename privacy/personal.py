@@ -18,7 +18,13 @@ import orjson
 
 from privacy.crypto.datakeys import DataKey, DataKeys, open_field, seal_field
 from privacy.crypto.keyfile import KeyringSource
-from privacy.crypto.primitives import InvalidCiphertext, blind_index, normalise_email
+from privacy.crypto.primitives import (
+    InvalidCiphertext,
+    blind_index,
+    match_index,
+    match_index_key,
+    normalise_email,
+)
 from tracker.storage.records import LeadRow, Submission
 
 CORE_FIELDS = ("name", "company", "phone")
@@ -87,6 +93,10 @@ class PersonalData:
 
     def email_index(self, email: str) -> bytes:
         return blind_index(self.source.keyring.index_key, email)
+
+    def match_index(self, kind: str, value: str) -> bytes:
+        """A 名寄せ match key's blind index (``identity.matchkeys`` normalises ``value``)."""
+        return match_index(match_index_key(self.source.keyring.index_key), kind, value)
 
     async def new_lead(self, person: Person, *, now: int) -> LeadRow:
         """A fresh lead row, sealed under a fresh data key (created in the key store)."""

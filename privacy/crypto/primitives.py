@@ -4,7 +4,8 @@ Ciphertext: ``version (1) | key id (8) | nonce (12) | ciphertext + tag (16)``, s
 AES-256-GCM-SIV. Version and key id are authenticated with the caller's associated data.
 Anything wrong with a ciphertext raises :class:`InvalidCiphertext` and nothing else, with
 one message. Data keys are wrapped (sealed the same way) bound to their own id; the blind
-index and every MAC are HMAC-SHA256. Keys are random (``os.urandom``), never derived.
+index and every MAC are HMAC-SHA256. Keys are random (``os.urandom``), never derived,
+but for the key of 名寄せ match keys (:func:`match_index_key`, an HMAC of the index key).
 
 The public API never takes a nonce; :func:`_seal_from_parts` does, for known-answer tests
 only (as Fernet's ``_encrypt_from_parts``).
@@ -153,3 +154,15 @@ def normalise_email(email: str) -> str:
 def blind_index(index_key: bytes, email: str) -> bytes:
     """A keyed, deterministic lookup value for an email: equal emails, equal indexes."""
     return sign(index_key, normalise_email(email).encode())
+
+
+def match_index_key(index_key: bytes) -> bytes:
+    """The key of 名寄せ match keys, derived from the index key (HMAC as a PRF), so a
+    match key never equals, nor can be tested against, an email's lookup index."""
+    return sign(index_key, b"ashiato-match-key-v1")
+
+
+def match_index(match_key: bytes, kind: str, value: str) -> bytes:
+    """A keyed, deterministic value for one normalised trait: equal values of one kind,
+    equal indexes (``match_key`` from :func:`match_index_key`)."""
+    return sign(match_key, _context(b"ashiato-match-v1", kind, value))

@@ -16,6 +16,26 @@ IDENTIFY_POLICIES = ("any", "signed")
 
 
 @dataclass(frozen=True, slots=True)
+class CmpMapping:
+    """Which consent management platforms the site's tag reads, and which of their
+    purposes grant ashiato's (``privacy.consent.from_cmp``); every one listed must be
+    granted. Also what the snippet's ``cmp.js`` attributes say."""
+
+    signals: tuple[str, ...] = ()
+    """``tcf`` (IAB TCF v2.2), ``gcm`` (Google Consent Mode v2); empty: no CMP adapter."""
+    tcf_analytics: tuple[str, ...] = ("1", "8")
+    """TCF purposes: storing on the device, measuring content performance. ``p8``: the
+    publisher's own consent for purpose 8 (the publisher TC segment)."""
+    tcf_marketing: tuple[str, ...] = ("1", "3", "5")
+    """Storing on the device, and the profiles of purposes 3 and 5."""
+    gcm_analytics: tuple[str, ...] = ("analytics_storage",)
+    gcm_marketing: tuple[str, ...] = ("ad_storage", "ad_user_data", "ad_personalization")
+
+
+DEFAULT_CMP_MAPPING = CmpMapping()
+
+
+@dataclass(frozen=True, slots=True)
 class SiteSettings:
     identify: str = "any"
     """``any``: forms and ``identify`` from the page count; ``signed``: only a valid
@@ -29,6 +49,8 @@ class SiteSettings:
     cookie_domain: str = ""
     """The registrable domain the collector may set the visitor cookie for when it is
     reached on a sibling host (``t.example.co.jp`` for ``www.example.co.jp``)."""
+    cmp: CmpMapping = DEFAULT_CMP_MAPPING
+    """The site's consent management platform signals and how they map to purposes."""
 
 
 DEFAULT_SITE_SETTINGS = SiteSettings()
@@ -79,6 +101,9 @@ class Event:
     ip: str | None = None
     """Truncated client address (IPv4 /24, IPv6 /48); never the full one."""
     id: int | None = field(default=None, compare=False)
+    message_id: bytes | None = field(default=None, compare=False)
+    """A server-side sender's message id (hashed): stored once per site (not a column of
+    ``events``; ``tables/serverside.py`` keeps the ids it has seen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +119,12 @@ class ConsentReceipt:
     marketing: bool | None
     policy_version: str
     source: str
-    """``banner`` (the tag), ``api``, ``gpc`` (Global Privacy Control), ``forget``."""
+    """``banner`` (the tag), ``tcf`` / ``gcm`` (the site's CMP, read by the tag), ``api``,
+    ``gpc`` (Global Privacy Control), ``forget``."""
     at: int
+    signal: dict[str, Any] | None = None
+    """What the CMP said, as the server read it: ``tcf``: cmp id and version, TCF policy
+    version, vendor list version, the TC string; ``gcm``: the consent types' states."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +158,8 @@ class WriteResult:
     receipts: int = 0
     forgotten: int = 0
     """Events erased by Forget items."""
+    duplicates: int = 0
+    """Events whose message id was stored before (a sender's retry)."""
 
 
 class ConsentRules(Protocol):
@@ -277,6 +308,21 @@ class MergeRules(Protocol):
 
     def admit_unmerge(self, merge: Merge | None) -> Merge:
         """The merge to undo (``None``: no merge has that id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchCandidates:
+    """What 名寄せ suggestions are worked out from (``identity.duplicates``): pairs of
+    leads sharing a match key, and everything needed to judge them."""
+
+    pairs: list[tuple[str, str]]
+    """Leads (as stored, merged or not) that share at least one key of a listed kind."""
+    leads: dict[str, tuple[str | None, int]]
+    """Every lead named in ``pairs`` or in a merge: id -> (merged_into, created_at)."""
+    keys: list[tuple[str, str, bytes]]
+    """(lead id, kind, value) of every key of those leads."""
+    dismissed: list[tuple[str, str]]
+    """Pairs marked "not the same"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +531,24 @@ class ScoreState:
     at: int
 
 
+@dataclass(frozen=True, slots=True)
+class LeadScore:
+    """A lead's ledger as it counts now: the root lead, its state on the site, and the
+    entries its score is the sum of."""
+
+    lead_id: str
+    site_id: int
+    state: ScoreState | None
+    entries: list[ScoreEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class Rescored:
+    lead_id: str
+    before: Standing
+    after: Standing
+
+
 class ScoringRules(Protocol):
     """A site's compiled rules (``scoring.rules``), applied inside the transaction that
     writes the ledger."""
@@ -493,9 +557,10 @@ class ScoringRules(Protocol):
     site_id: int
 
     def evaluate(
-        self, prior: Sequence[ScoreEntry], events: Sequence[Event], profile: Any
+        self, prior: Sequence[ScoreEntry], events: Sequence[Event], profile: Any, now: int
     ) -> list[ScoreEntry]:
-        """The entries ``events`` (and ``profile``, unless None) earn, after ``prior``."""
+        """The entries ``events`` (and ``profile``, unless None) earn, after ``prior``;
+        ``now`` is when a trait rule that starts to match earns its points."""
 
     def standing(self, entries: Sequence[ScoreEntry], now: int) -> Standing: ...
 
