@@ -1,8 +1,11 @@
-// Builds the tag: src/tag.js -> ../tracker/static/t.js (minified IIFE, ES2017).
-//   node build.mjs              write the committed file
-//   node build.mjs --out PATH   write PATH instead (tests byte-compare it with the committed file)
-//   node build.mjs --check      build in memory; exit 1 if the committed file is stale
-// Prints the minified and gzipped sizes; exits 1 when gzipped size exceeds the budget.
+// Builds the browser files: js/src/*.js -> ../tracker/static/ (minified IIFEs, ES2017).
+//   tag.js  -> t.js    the tag
+//   stub.js -> s.js    the snippet's queue stub as a file (pages whose CSP allows no inline script)
+//   cmp.js  -> cmp.js  the CMP adapter (IAB TCF, Google Consent Mode), only on sites that read one
+//   node build.mjs              write the committed files
+//   node build.mjs --out DIR    write them into DIR instead (tests byte-compare them)
+//   node build.mjs --check      build in memory; exit 1 if a committed file is stale
+// Prints the minified and gzipped sizes; exits 1 when a gzipped size exceeds its budget.
 import {build} from 'esbuild';
 import {existsSync, readFileSync, writeFileSync} from 'node:fs';
 import {dirname, resolve} from 'node:path';
@@ -10,11 +13,16 @@ import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {gzipSync} from 'node:zlib';
 
-// The whole tag, identify and consent included, must stay below this (gzip -9).
-const GZIP_BUDGET_BYTES = 2500;
+// Budgets in gzipped bytes (gzip -9). The whole tag, identify and consent included,
+// must stay below 2,500; the adapter is loaded only where a site enables it.
+const FILES = [
+  {src: 'tag.js', out: 't.js', budget: 2500},
+  {src: 'stub.js', out: 's.js', budget: 200},
+  {src: 'cmp.js', out: 'cmp.js', budget: 1000},
+];
 
 const here = dirname(fileURLToPath(import.meta.url));
-const committedPath = resolve(here, '../tracker/static/t.js');
+const committedDir = resolve(here, '../tracker/static');
 
 let args;
 try {
@@ -22,40 +30,41 @@ try {
     options: {out: {type: 'string'}, check: {type: 'boolean', default: false}},
   }));
 } catch (error) {
-  console.error(`${error.message}\nusage: node build.mjs [--out PATH | --check]`);
+  console.error(`${error.message}\nusage: node build.mjs [--out DIR | --check]`);
   process.exit(2);
 }
 
-const result = await build({
-  entryPoints: [resolve(here, 'src/tag.js')],
-  write: false,
-  minify: true,
-  format: 'iife',
-  target: 'es2017',
-  legalComments: 'none',
-  charset: 'ascii',
-  logLevel: 'warning',
-});
-const code = result.outputFiles[0].contents;
-
-const gzipped = gzipSync(code, {level: 9}).length;
-console.log(`t.js: ${code.length} bytes minified, ${gzipped} bytes gzipped ` +
-  `(budget ${GZIP_BUDGET_BYTES})`);
 let failed = false;
-if (gzipped > GZIP_BUDGET_BYTES) {
-  console.error(`t.js is over budget by ${gzipped - GZIP_BUDGET_BYTES} bytes gzipped`);
-  failed = true;
-}
-
-if (args.check) {
-  const committed = existsSync(committedPath) ? readFileSync(committedPath) : null;
-  if (!committed || !Buffer.from(code).equals(committed)) {
-    console.error(`${committedPath} is not the build of src/tag.js; run \`npm run build\``);
+for (const file of FILES) {
+  const result = await build({
+    entryPoints: [resolve(here, 'src', file.src)],
+    write: false,
+    minify: true,
+    format: 'iife',
+    target: 'es2017',
+    legalComments: 'none',
+    charset: 'ascii',
+    logLevel: 'warning',
+  });
+  const code = result.outputFiles[0].contents;
+  const gzipped = gzipSync(code, {level: 9}).length;
+  console.log(`${file.out}: ${code.length} bytes minified, ${gzipped} bytes gzipped ` +
+    `(budget ${file.budget})`);
+  if (gzipped > file.budget) {
+    console.error(`${file.out} is over budget by ${gzipped - file.budget} bytes gzipped`);
     failed = true;
   }
-} else {
-  const outPath = args.out ? resolve(args.out) : committedPath;
-  writeFileSync(outPath, code);
-  console.log(`wrote ${outPath}`);
+  const committedPath = resolve(committedDir, file.out);
+  if (args.check) {
+    const committed = existsSync(committedPath) ? readFileSync(committedPath) : null;
+    if (!committed || !Buffer.from(code).equals(committed)) {
+      console.error(`${committedPath} is not the build of src/${file.src}; run \`npm run build\``);
+      failed = true;
+    }
+  } else {
+    const outPath = args.out ? resolve(args.out, file.out) : committedPath;
+    writeFileSync(outPath, code);
+    console.log(`wrote ${outPath}`);
+  }
 }
 process.exit(failed ? 1 : 0);

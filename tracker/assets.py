@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 from starlette.requests import Request
@@ -45,6 +46,12 @@ class Asset:
             headers["Content-Encoding"] = "gzip"
             return Response(self.gzipped, media_type=self.media_type, headers=headers)
         return Response(self.body, media_type=self.media_type, headers=headers)
+
+
+@cache
+def script(name: str) -> Asset:
+    """A built script beside the tag (``s.js``, ``cmp.js``), loaded on first use."""
+    return Asset.load(name, "application/javascript; charset=utf-8")
 
 
 def accepts_gzip(header: str) -> bool:

@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from privacy.consent import CMP_SOURCES, gcm_states
+from privacy.tcf import decode as decode_tc_string
+from tracker.errors import Invalid
 from tracker.http_errors import BadRequest, PayloadTooLarge
 
 MAX_URL = 4096
@@ -61,6 +64,10 @@ class Beacon:
     token: str | None = None
     form: str | None = None
     gpc: bool = False
+    source: str | None = None
+    """For type=consent: the CMP that decided (``tcf``, ``gcm``); None: the page itself."""
+    signal: str | None = None
+    """What that CMP said: a TC string (``tcf``), the Consent Mode states (``gcm``)."""
 
 
 def is_visitor_id(value: str) -> bool:
@@ -96,8 +103,11 @@ def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:
     return events
 
 
-_FIELDS = ("type", "site", "vid", "sid", "url", "referrer", "title", "ts", "sent", "name",
-           "props", "consent", "cid", "policy", "traits", "token", "form", "gpc")  # fmt: skip
+FIELDS = ("type", "site", "vid", "sid", "url", "referrer", "title", "ts", "sent", "name",
+          "props", "consent", "cid", "policy", "traits", "token", "form", "gpc", "source",
+          "signal")  # fmt: skip
+"""Every field a beacon may carry (the 外部送信 notice lists each: privacy.disclosure)."""
+MAX_SIGNAL = 8192
 _HINTS = {"vid": " (32 lowercase hex)", "cid": " (32 lowercase hex)"}
 
 
@@ -105,7 +115,7 @@ _HINTS = {"vid": " (32 lowercase hex)", "cid": " (32 lowercase hex)"}
 def _names(index: int) -> dict[str, str]:
     """``events[i]`` and its field labels for error messages, made once per index."""
     where = f"events[{index}]"
-    return {"": where} | {f: f"{where}.{f}{_HINTS.get(f, '')}" for f in _FIELDS}
+    return {"": where} | {f: f"{where}.{f}{_HINTS.get(f, '')}" for f in FIELDS}
 
 
 def validate(raw: Any, *, index: int = 0, types: frozenset[str] = COLLECT_TYPES) -> Beacon:
@@ -137,9 +147,27 @@ def validate(raw: Any, *, index: int = 0, types: frozenset[str] = COLLECT_TYPES)
         token=_text(get("token"), names["token"], 512),
         form=_text(get("form"), names["form"], MAX_NAME),
         gpc=_flag(get("gpc"), names["gpc"]),
+        source=_text(get("source"), names["source"], 8),
+        signal=_text(get("signal"), names["signal"], MAX_SIGNAL),
     )
     _require(beacon, where)
+    _cmp_signal(beacon, names["source"], names["signal"])
     return beacon
+
+
+def _cmp_signal(beacon: Beacon, source: str, signal: str) -> None:
+    """A CMP's signal must be one the server can read: it decides, not the claim."""
+    if beacon.source is None and beacon.signal is None:
+        return
+    if beacon.type != "consent" or beacon.source not in CMP_SOURCES:
+        raise BadRequest(f"{source} must be one of {', '.join(CMP_SOURCES)}, for type=consent")
+    try:
+        if beacon.source == "tcf":
+            decode_tc_string(beacon.signal or "")
+        else:
+            gcm_states(beacon.signal or "")
+    except Invalid as exc:
+        raise BadRequest(f"{signal}: {exc.message}") from None
 
 
 def _require(beacon: Beacon, where: str) -> None:

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from privacy.consent import from_cmp
 from privacy.redact import redact, redact_props
 from tracker.beacon import Beacon
 from tracker.drops import DropReason
@@ -143,8 +144,13 @@ def consent_receipt(ctx: Context, item: Incoming) -> ConsentReceipt:
     assert b.consent is not None
     analytics, marketing = b.consent
     at = server_time(ctx.now_ms, b.ts, b.sent)
-    return ConsentReceipt(b.cid or ctx.new_id(), site.id, b.vid, analytics, marketing,
-                          _policy(item), "banner", at)  # fmt: skip
+    if b.source is None:
+        return ConsentReceipt(b.cid or ctx.new_id(), site.id, b.vid, analytics, marketing,
+                              _policy(item), "banner", at)  # fmt: skip
+    # The CMP's own signal decides under the site's mapping (validated by the beacon).
+    cmp = from_cmp(b.source, b.signal or "", site.settings.cmp)
+    return ConsentReceipt(b.cid or ctx.new_id(), site.id, b.vid, cmp.analytics, cmp.marketing,
+                          _policy(item), b.source, at, cmp.signal)  # fmt: skip
 
 
 def _policy(item: Incoming) -> str:

@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
-from tracker import api, collect, cors, demo, pixel
+from tracker import api, assets, collect, cors, demo, pixel
 from tracker.errors import StorageError
 from tracker.services import Services
 
@@ -21,6 +21,16 @@ log = logging.getLogger("ashiato.app")
 async def tag(request: Request) -> Response:
     services: Services = request.app.state.services
     return services.tag.response(request)
+
+
+async def stub_script(request: Request) -> Response:
+    """``/s.js``: the snippet's queue stub, for pages whose CSP allows no inline script."""
+    return assets.script("s.js").response(request)
+
+
+async def cmp_script(request: Request) -> Response:
+    """``/cmp.js``: the CMP adapter, on sites that read a consent management platform."""
+    return assets.script("cmp.js").response(request)
 
 
 async def healthz(request: Request) -> Response:
@@ -114,6 +124,8 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
         Route("/collect", CollectEndpoint(), methods=["OPTIONS", "POST"]),
         Route("/p.gif", pixel.pixel, methods=["GET"]),
         Route("/t.js", tag, methods=["GET"]),
+        Route("/s.js", stub_script, methods=["GET"]),
+        Route("/cmp.js", cmp_script, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

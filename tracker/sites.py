@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from privacy.consent import CMP_SOURCES
 from privacy.vault import Vault
 from tracker.errors import Invalid, StorageError
 from tracker.storage import Store
 from tracker.storage.records import (
     CONSENT_MODES,
+    DEFAULT_CMP_MAPPING,
     IDENTIFY_POLICIES,
+    CmpMapping,
     ConsentMode,
     Site,
     SiteSettings,
@@ -59,6 +63,7 @@ async def create_site(
     forms: str = "marked",
     policy_version: str = "unspecified",
     cookie_domain: str = "",
+    cmp: CmpMapping = DEFAULT_CMP_MAPPING,
 ) -> tuple[Site, bytes]:
     """A new site and its identify secret (returned once; stored only sealed)."""
     name = name.strip()
@@ -76,7 +81,11 @@ async def create_site(
     cookie_domain = check_cookie_domain(cookie_domain, clean)
     mode: ConsentMode = "opt-in" if consent_mode == "opt-in" else "notice"
     settings = SiteSettings(
-        identify=identify, forms=forms, policy_version=policy_version, cookie_domain=cookie_domain
+        identify=identify,
+        forms=forms,
+        policy_version=policy_version,
+        cookie_domain=cookie_domain,
+        cmp=check_cmp(cmp),
     )
     site = await store.add_site(
         key=secrets.token_urlsafe(12),
@@ -103,6 +112,29 @@ def check_cookie_domain(domain: str, origins: Sequence[str]) -> str:
     if "." not in domain or not all(h == domain or h.endswith("." + domain) for h in hosts):
         raise Invalid("cookie domain must contain every origin's host, e.g. example.co.jp")
     return domain
+
+
+_TCF_PURPOSE = re.compile(r"p?([1-9]|1[0-9]|2[0-4])")
+_GCM_TYPE = re.compile(r"[a-z][a-z_]{0,39}")
+
+
+def check_cmp(cmp: CmpMapping) -> CmpMapping:
+    """Known signals; TCF purposes 1 to 24 (``p`` for the publisher's); Consent Mode
+    type names. An empty list would never grant: refused."""
+    if any(s not in CMP_SOURCES for s in cmp.signals):
+        raise Invalid(f"cmp must be one of {', '.join(CMP_SOURCES)}")
+    for name, values, pattern in (
+        ("TCF analytics", cmp.tcf_analytics, _TCF_PURPOSE),
+        ("TCF marketing", cmp.tcf_marketing, _TCF_PURPOSE),
+        ("Consent Mode analytics", cmp.gcm_analytics, _GCM_TYPE),
+        ("Consent Mode marketing", cmp.gcm_marketing, _GCM_TYPE),
+    ):
+        if not values or not all(pattern.fullmatch(v) for v in values):
+            raise Invalid(
+                f"{name} purposes must be a comma-separated list, e.g. "
+                + ("1,8 or p1,p8" if pattern is _TCF_PURPOSE else "analytics_storage")
+            )
+    return dataclasses.replace(cmp, signals=tuple(dict.fromkeys(cmp.signals)))
 
 
 class SiteDirectory:

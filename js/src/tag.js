@@ -237,6 +237,7 @@
       event: (name, props) => name && track('event', {name: '' + name, props: flat(props)}),
       identify: traits => identify(traits),
       // {analytics, marketing, policy}; an omitted (or non-boolean) purpose is unchanged.
+      // The CMP adapter (cmp.js) adds the CMP's `source` and `signal` (a TC string).
       consent: o => {
         o = Object(o);
         const a = o.analytics, k = o.marketing;
@@ -244,7 +245,7 @@
         const was = analytics;
         if (a === !!a) analytics = a;
         const e = make('consent', {cid: hex(16), consent: {analytics, marketing: analytics && marketing},
-          policy: str(o.policy, 64)});
+          policy: str(o.policy, 64), source: str(o.source, 8), signal: str(o.signal, 8192)});
         if (a === false) stop(was && e);
         else if (analytics) {
           // The consent first, then what waited for it, in order.

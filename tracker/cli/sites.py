@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from privacy.consent import CMP_SOURCES
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts, with_store
 from tracker.settings import Settings
 from tracker.sites import create_site
-from tracker.storage.records import CONSENT_MODES, IDENTIFY_POLICIES, Site
+from tracker.storage.records import (
+    CONSENT_MODES,
+    DEFAULT_CMP_MAPPING,
+    IDENTIFY_POLICIES,
+    CmpMapping,
+    Site,
+)
 from tracker.wiring import Parts
 
 
@@ -53,11 +60,37 @@ def register(commands: Subparsers) -> None:
         default="unspecified",
         help="privacy-notice version receipts refer to by default",
     )
+    cmp_options(add)
     json_flag(add)
     add.set_defaults(run=cmd_site_add)
     listing = site_commands.add_parser("list", help="list sites")
     json_flag(listing)
     listing.set_defaults(run=cmd_site_list)
+
+
+def cmp_options(parser: argparse.ArgumentParser) -> None:
+    """The CMP the tag reads (``cmp.js`` joins the snippet) and its purposes' mapping."""
+    parser.add_argument("--cmp", action="append", choices=CMP_SOURCES, default=[],
+                        help="read the site's consent management platform: tcf (IAB TCF "
+                        "v2.2) or gcm (Google Consent Mode v2) (repeat)")  # fmt: skip
+    for name, default in (
+        ("tcf-analytics", DEFAULT_CMP_MAPPING.tcf_analytics),
+        ("tcf-marketing", DEFAULT_CMP_MAPPING.tcf_marketing),
+        ("gcm-analytics", DEFAULT_CMP_MAPPING.gcm_analytics),
+        ("gcm-marketing", DEFAULT_CMP_MAPPING.gcm_marketing),
+    ):
+        kind, purpose = name.split("-")
+        parser.add_argument(f"--{name}", default=",".join(default), metavar="LIST",
+                            help=f"the {kind.upper()} purposes/types that grant {purpose} "
+                            f"(default {','.join(default)}; TCF p8: the publisher's)")  # fmt: skip
+
+
+def cmp_mapping(args: argparse.Namespace) -> CmpMapping:
+    def items(text: str) -> tuple[str, ...]:
+        return tuple(i.strip() for i in text.split(",") if i.strip())
+
+    return CmpMapping(tuple(args.cmp), items(args.tcf_analytics), items(args.tcf_marketing),
+                      items(args.gcm_analytics), items(args.gcm_marketing))  # fmt: skip
 
 
 def site_json(site: Site) -> dict[str, Any]:
@@ -71,11 +104,13 @@ def site_json(site: Site) -> dict[str, Any]:
         "forms": site.settings.forms,
         "policy_version": site.settings.policy_version,
         "cookie_domain": site.settings.cookie_domain or None,
+        "cmp": {f: list(getattr(site.settings.cmp, f)) for f in CmpMapping.__dataclass_fields__},
     }
 
 
 def snippet(site: Site, tag_url: str) -> str:
-    """The two script tags; the attributes tell the tag the site's consent and form mode."""
+    """The two script tags; the attributes tell the tag the site's consent and form mode.
+    A site that reads a CMP gets a third: the adapter, with the purposes' mapping."""
     extra = ' data-consent="notice"' if site.consent_mode == "notice" else ""
     if site.settings.forms == "all":
         extra += ' data-forms="all"'
@@ -83,7 +118,19 @@ def snippet(site: Site, tag_url: str) -> str:
         "<script>window.ashiato=window.ashiato||function(){(ashiato.q=ashiato.q||[])"
         ".push(arguments)}</script>\n"
         f'<script async src="{tag_url}" data-site="{site.key}"{extra}></script>'
+        + cmp_snippet(site.settings.cmp, tag_url)
     )
+
+
+def cmp_snippet(cmp: CmpMapping, tag_url: str) -> str:
+    if not cmp.signals:
+        return ""
+    attributes = "".join(
+        f' data-{signal}-{purpose}="{",".join(getattr(cmp, f"{signal}_{purpose}"))}"'
+        for signal in cmp.signals
+        for purpose in ("analytics", "marketing")
+    )
+    return f'\n<script async src="{tag_url.rsplit("/", 1)[0]}/cmp.js"{attributes}></script>'
 
 
 def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,6 +146,7 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
             forms=args.forms,
             policy_version=args.policy_version,
             cookie_domain=args.cookie_domain,
+            cmp=cmp_mapping(args),
         )
 
     site, secret = with_parts(settings, work)

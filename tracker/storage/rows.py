@@ -16,6 +16,7 @@ import orjson
 from tracker.storage.records import (
     ApiKey,
     Change,
+    CmpMapping,
     ConsentReceipt,
     Event,
     LeadRow,
@@ -33,7 +34,7 @@ EVENT_COLUMNS = (
     " os_version, device, ip"
 )
 EVENT_COLUMN_NAMES = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
-RECEIPT_COLUMNS = "id, site_id, vid, analytics, marketing, policy_version, source, at"
+RECEIPT_COLUMNS = "id, site_id, vid, analytics, marketing, policy_version, source, at, signal"
 SITE_COLUMNS = "id, key, name, origins, consent_mode, created_at, settings, secret"
 LEAD_COLUMNS = (
     "id, email_index, key_id, email, name, company, phone, fields, first_touch, last_touch,"
@@ -89,6 +90,7 @@ def site_settings_json(settings: SiteSettings) -> str:
         "policy_version": settings.policy_version,
         "retention_days": dict(settings.retention_days),
         "cookie_domain": settings.cookie_domain,
+        "cmp": {f: list(getattr(settings.cmp, f)) for f in CmpMapping.__dataclass_fields__},
     }).decode()  # fmt: skip
 
 
@@ -101,6 +103,7 @@ def site_from_row(row: Sequence[Any]) -> Site:
         policy_version=raw.get("policy_version", "unspecified"),
         retention_days=tuple(sorted(raw.get("retention_days", {}).items())),
         cookie_domain=raw.get("cookie_domain", ""),
+        cmp=CmpMapping(**{k: tuple(v) for k, v in raw.get("cmp", {}).items()}),
     )
     return Site(id_, key, name, tuple(orjson.loads(origins)), consent_mode, created_at,
                 site_settings, secret)  # fmt: skip
@@ -149,6 +152,6 @@ def _flag(value: Any) -> bool | None:
 
 
 def receipt_from_row(row: Sequence[Any]) -> ConsentReceipt:
-    id_, site_id, vid, analytics, marketing, policy_version, source, at = row
+    id_, site_id, vid, analytics, marketing, policy_version, source, at, signal = row
     return ConsentReceipt(id_, site_id, vid, _flag(analytics), _flag(marketing),
-                          policy_version, source, at)  # fmt: skip
+                          policy_version, source, at, from_json(signal))  # fmt: skip

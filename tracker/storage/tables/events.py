@@ -29,6 +29,7 @@ from tracker.storage.rows import (
     RECEIPT_COLUMNS,
     event_from_row,
     event_row,
+    to_json,
 )
 from tracker.storage.script import Insert, Script, count, lock_visitors, row, rows, run, value
 from tracker.storage.tables import Tables
@@ -91,10 +92,10 @@ def record_receipt(receipt: ConsentReceipt, rules: ConsentRules, states: States)
     if state is None:
         return 0
     inserted = yield count(
-        f"INSERT INTO consent_receipts ({RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO consent_receipts ({RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO NOTHING",
         receipt.id, receipt.site_id, receipt.vid, receipt.analytics, receipt.marketing,
-        receipt.policy_version, receipt.source, receipt.at,
+        receipt.policy_version, receipt.source, receipt.at, to_json(receipt.signal),
     )  # fmt: skip
     if not inserted:
         return 0  # a replayed consent id: the first one stands

@@ -1,0 +1,1 @@
+(()=>{window.ashiato=window.ashiato||function(){(ashiato.q=ashiato.q||[]).push(arguments)};})();
