@@ -38,7 +38,14 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    services: Services = request.app.state.services
+    checks = await readiness(request.app.state.services)
+    ready = all(v in ("ok", "loaded") for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
+                        200 if ready else 503)  # fmt: skip
+
+
+async def readiness(services: Services) -> dict[str, str]:
+    """What ``/readyz`` checks (and the console's home page shows)."""
     checks = {"database": "ok", "keystore": "ok", "keys": "loaded"}
     for name, part in (("database", services.store), ("keystore", services.keystore)):
         try:
@@ -47,9 +54,7 @@ async def readyz(request: Request) -> Response:
             checks[name] = "unreachable"
     if checks["keystore"] == "ok" and await _wrong_master_key(services):
         checks["keys"] = "wrong master key (ASHIATO_MASTER_KEY_FILE): see the server log"
-    ready = all(v in ("ok", "loaded") for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
-                        200 if ready else 503)  # fmt: skip
+    return checks
 
 
 async def _wrong_master_key(services: Services) -> bool:
@@ -131,6 +136,9 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
         Route("/metrics", metrics, methods=["GET"]),
     ]
     table += api.routes()
+    from tracker import console  # its pages use this module's html_page and readiness
+
+    table += console.routes()
     if with_demo:
         table.append(Route("/demo/", demo_page, methods=["GET"]))
         table.append(Route("/demo/me", demo_me, methods=["GET", "POST"]))

@@ -103,6 +103,32 @@ async def create_site(
     return site, secret
 
 
+async def edit_site(
+    store: Store,
+    site: Site,
+    *,
+    origins: Sequence[str],
+    consent_mode: str,
+    identify: str,
+    forms: str,
+) -> Site:
+    """Change a site's origins, consent mode, identify policy and form capture, under
+    the same rules as at creation."""
+    if consent_mode not in CONSENT_MODES:
+        raise Invalid(f"consent mode must be one of {', '.join(CONSENT_MODES)}")
+    if identify not in IDENTIFY_POLICIES or forms not in ("marked", "all"):
+        raise Invalid("identify must be any or signed; forms must be marked or all")
+    if not origins:
+        raise Invalid("a site needs at least one origin")
+    clean = tuple(dict.fromkeys(normalise_origin(o) for o in origins))
+    check_cookie_domain(site.settings.cookie_domain, clean)
+    mode: ConsentMode = "opt-in" if consent_mode == "opt-in" else "notice"
+    settings = dataclasses.replace(site.settings, identify=identify, forms=forms)
+    changed = dataclasses.replace(site, origins=clean, consent_mode=mode, settings=settings)
+    await store.update_site(changed)
+    return changed
+
+
 def check_cookie_domain(domain: str, origins: Sequence[str]) -> str:
     """A domain every origin's host lies within, at least two labels (never a bare TLD)."""
     domain = domain.strip().lower().removeprefix(".")

@@ -19,8 +19,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ import orjson
 from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import PersonalData
 from privacy.vault import Vault
-from tracker.errors import StorageError
+from tracker.errors import Invalid, StorageError
 from tracker.storage import Store
 from tracker.storage.records import OutboxItem, Webhook
 from tracker.webhook_targets import (
@@ -40,6 +41,7 @@ from tracker.webhook_targets import (
     TargetPolicy,
     pin,
     system_resolve,
+    url_problem,
 )
 
 log = logging.getLogger("ashiato.webhooks")
@@ -55,6 +57,32 @@ NEVER = 2**62
 def signature(secret: bytes, body: bytes, *, timestamp: int) -> str:
     mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
+
+
+async def register(
+    store: Store, vault: Vault, url: str, events: Sequence[str], *, policy: TargetPolicy,
+    now: int,
+) -> tuple[Webhook, bytes]:  # fmt: skip
+    """A new endpoint (its URL checked by ``policy``) and its signing secret, returned
+    once and stored sealed. Used by the API and the console alike."""
+    url = url.strip()
+    problem = url_problem(url, policy)
+    if problem is not None:
+        raise Invalid(problem)
+    hook_id, secret = "wh_" + secrets.token_hex(12), secrets.token_bytes(32)
+    sealed = await vault.seal("webhooks", "secret", hook_id, secret)
+    hook = Webhook(hook_id, url, tuple(dict.fromkeys(events)), sealed, now)
+    await store.add_webhook(hook)
+    return hook, secret
+
+
+async def send_test(store: Store, hook: Webhook, *, now: int) -> OutboxItem:
+    """A ``webhook.test`` delivery to ``hook`` (about no one), through the outbox like
+    any other, so the delivery log shows how it went."""
+    item = OutboxItem(secrets.token_hex(16), hook.id, "webhook.test", "", {"test": True},
+                      now, next_attempt_at=now)  # fmt: skip
+    await store.enqueue_delivery(item)
+    return item
 
 
 def backoff_ms(attempts: int, base: float = 1.0) -> int:
@@ -237,7 +265,7 @@ class Deliverer:
 
     async def render(self, item: OutboxItem) -> dict[str, Any]:
         data = dict(item.data)
-        if item.type != "lead.erased":
+        if item.type not in ("lead.erased", "webhook.test"):
             data["lead_data"] = await self._lead_data(item.data.get("lead", item.lead_id))
         return {"id": item.id, "type": item.type, "created_at": item.created_at, "data": data}
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from starlette.requests import Request
 
+from tracker.errors import Invalid
 from tracker.http_errors import Forbidden, TooManyRequests, Unauthorized
 from tracker.ingest import api_client_ip
 from tracker.ratelimit import client_key
@@ -31,6 +32,12 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ashiato"'}
 
 
 def new_api_key(name: str, scopes: Sequence[str], *, now: int) -> tuple[ApiKey, str]:
+    """A new key (to store) and its secret (to show once)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Invalid("name must be 1 to 100 characters")
+    if not scopes or any(s not in SCOPES for s in scopes):
+        raise Invalid(f"scopes must be some of {', '.join(SCOPES)}")
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     record = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), _digest(secret), now)
     return record, f"ak_{key_id}_{secret}"

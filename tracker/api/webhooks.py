@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,9 +11,9 @@ from tracker.api.bodies import WebhookBody, read_body
 from tracker.api.common import audit_read, json_response, now_ms, services_of
 from tracker.api.fields import HOOK_ID
 from tracker.errors import NotFound
-from tracker.http_errors import BadRequest
 from tracker.storage.records import Webhook
-from tracker.webhook_targets import url_problem, webhook_policy
+from tracker.webhook_targets import webhook_policy
+from tracker.webhooks import register
 
 
 def hook_view(hook: Webhook) -> answers.Webhook:
@@ -27,15 +25,11 @@ async def create(request: Request) -> Response:
     key = await require(request, "admin")
     services = services_of(request)
     body = await read_body(request, WebhookBody)
-    url = body.url.strip()
-    problem = url_problem(url, webhook_policy(services.settings))
-    if problem is not None:
-        raise BadRequest(problem)
-    hook_id, secret = "wh_" + secrets.token_hex(12), secrets.token_bytes(32)
-    sealed = await services.vault.seal("webhooks", "secret", hook_id, secret)
-    hook = Webhook(hook_id, url, tuple(dict.fromkeys(body.events)), sealed, now_ms())
-    await services.store.add_webhook(hook)
-    await audit_read(services, key, "webhook.create", hook_id)
+    policy = webhook_policy(services.settings)
+    hook, secret = await register(
+        services.store, services.vault, body.url, body.events, policy=policy, now=now_ms()
+    )
+    await audit_read(services, key, "webhook.create", hook.id)
     view = hook_view(hook)
     return json_response(answers.NewWebhook(view.id, view.url, view.events, view.created_at,
                                             secret=secret.hex()), 201)  # fmt: skip

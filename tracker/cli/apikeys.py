@@ -6,7 +6,7 @@ import argparse
 
 from tracker.api.auth import SCOPES, new_api_key
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_store
-from tracker.errors import Invalid, NotFound
+from tracker.errors import NotFound
 from tracker.settings import Settings
 from tracker.storage import Store
 from tracker.storage.records import ApiKey
@@ -47,10 +47,7 @@ def key_json(key: ApiKey) -> dict[str, object]:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    name = args.name.strip()
-    if not name or len(name) > 100:
-        raise Invalid("name must be 1 to 100 characters")
-    record, secret = new_api_key(name, args.scope, now=now_ms())
+    record, secret = new_api_key(args.name, args.scope, now=now_ms())
 
     async def work(store: Store) -> None:
         await store.add_api_key(record)

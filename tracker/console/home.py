@@ -1,0 +1,71 @@
+"""The home page, for every role: what is running, and what needs attention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from privacy import keys
+from privacy.dsr import RequestStatus
+from tracker.console.web import Console, page
+from tracker.errors import StorageError
+from tracker.routes import readiness
+from tracker.services import Services
+from tracker.storage.records import PrivacyRequest, Webhook
+
+RECENT_DELIVERIES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FailingHook:
+    hook: Webhook
+    failing: int
+    last_error: str
+
+
+async def overdue_requests(services: Services, now: int) -> list[PrivacyRequest]:
+    open_ = [r for r in await services.store.requests(limit=1000)
+             if r.status == RequestStatus.RECEIVED]  # fmt: skip
+    return sorted((r for r in open_ if r.due_at < now), key=lambda r: r.due_at)
+
+
+async def failing_webhooks(services: Services) -> list[FailingHook]:
+    """Endpoints whose latest delivery has not gone through."""
+    failing = []
+    for hook in await services.store.webhooks():
+        recent = await services.store.deliveries_of(hook.id, limit=RECENT_DELIVERIES)
+        bad = [d for d in recent if d.delivered_at is None and d.last_error]
+        if recent and recent[0] in bad:
+            failing.append(FailingHook(hook, len(bad), bad[0].last_error or ""))
+    return failing
+
+
+async def key_problem(services: Services) -> str:
+    try:
+        status = await keys.status(services.parts.keyring.keyring, services.keystore)
+    except StorageError:
+        return "key store unreachable"
+    if status.missing:
+        return "keys missing from the key file"
+    return status.problem
+
+
+@page()
+async def home(console: Console) -> Response:
+    services, clock = console.services, console.clock
+    ready = await readiness(services)
+    open_requests = [r for r in await services.store.requests(limit=1000)
+                     if r.status == RequestStatus.RECEIVED]  # fmt: skip
+    return console.render(
+        "home.html",
+        events_today=await services.store.count_events_since(clock.start_of_today()),
+        queue=services.writer.waiting,
+        ready=ready,
+        is_ready=all(v in ("ok", "loaded") for v in ready.values()),
+        key_problem=await key_problem(services),
+        open_requests=len(open_requests),
+        overdue=await overdue_requests(services, clock.now_ms),
+        failing=await failing_webhooks(services),
+        sites=len(services.sites.current()),
+    )
