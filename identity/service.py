@@ -101,6 +101,24 @@ class Identity:
         outcome = await self.store.link_visitor(request, stitching.Rules())
         return Identified(lead, created, outcome)
 
+    async def link(
+        self, site: Site, vid: str, lead_id: str, *, evidence: str, at: int
+    ) -> LinkOutcome | DropReason:
+        """Link a visitor to a known lead (a server-side alias), under the same consent
+        rule as an identification."""
+        state = await self.store.consent_state(site.id, vid)
+        if not consent.allows_marketing(site.consent_mode, state):
+            return DropReason.NO_MARKETING_CONSENT
+        now = int(self._now() * 1000)
+        request = LinkRequest(vid, lead_id, site.id, evidence, at, None, changed_at=now)
+        return await self.store.link_visitor(request, stitching.Rules())
+
+    async def lead_of(self, vid: str) -> str | None:
+        """The lead the visitor's open link stands for now (after merges), if any."""
+        links = await self.store.links_of_visitor(vid)
+        current = next((k for k in links if k.ended_at is None), None)
+        return None if current is None else await self.store.resolve_lead(current.lead_id)
+
     async def _lead_for(
         self, person: Person, evidence: str, now: int
     ) -> tuple[LeadRow, bool, list[str]]:

@@ -30,6 +30,7 @@ from tracker.storage.records import WriteItem, WriteResult
 from tracker.webhook_targets import webhook_policy
 from tracker.webhooks import Deliverer
 from tracker.wiring import open_parts
+from tracker.write_keys import WriteKeyDirectory
 from tracker.writer import Writer
 
 log = logging.getLogger("ashiato.app")
@@ -146,7 +147,9 @@ async def start(settings: Settings) -> Services:
     if reapplied:
         log.warning("erasure ledger re-applied", extra={"entries": reapplied})
     limits = Limits.from_settings(settings)
-    services = Services(settings, parts, sites, writer, metrics, tag, webhooks, limits)
+    write_keys = WriteKeyDirectory(parts.store, ttl=settings.site_cache_seconds)
+    services = Services(settings, parts, sites, writer, metrics, tag, webhooks, limits,
+                        write_keys)  # fmt: skip
     services.background = [
         asyncio.create_task(retention_job(services), name="ashiato-retention"),
     ]

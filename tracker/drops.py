@@ -28,3 +28,5 @@ class DropReason(enum.StrEnum):
     """An identification without the valid signed token the site requires."""
     NO_MARKETING_CONSENT = "no_marketing_consent"
     """An identification from a visitor who has not granted marketing consent."""
+    DUPLICATE = "duplicate"
+    """A server-side message whose ``messageId`` the site sent before (a retry)."""

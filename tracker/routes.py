@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
-from tracker import api, assets, collect, cors, demo, pixel
+from tracker import api, assets, collect, cors, demo, pixel, segment
 from tracker.errors import StorageError
 from tracker.services import Services
 
@@ -139,6 +139,7 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
     from tracker import console  # its pages use this module's html_page and readiness
 
     table += console.routes()
+    table += segment.routes()
     if with_demo:
         table.append(Route("/demo/", demo_page, methods=["GET"]))
         table.append(Route("/demo/me", demo_me, methods=["GET", "POST"]))

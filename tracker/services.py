@@ -21,6 +21,7 @@ from tracker.storage import Store
 from tracker.storage.keystore import KeyStore
 from tracker.webhooks import Deliverer
 from tracker.wiring import Parts
+from tracker.write_keys import WriteKeyDirectory
 from tracker.writer import Writer
 
 
@@ -49,6 +50,7 @@ class Services:
     tag: Asset
     webhooks: Deliverer
     limits: Limits
+    write_keys: WriteKeyDirectory
     clock: VisitorClock = field(default_factory=VisitorClock)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 

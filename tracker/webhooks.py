@@ -4,7 +4,9 @@ Each outbox row is one delivery with its own id (``Ashiato-Delivery``), which re
 use to ignore a repeat: delivery is at least once, so a response lost on the way back
 means a second attempt with the same id. The body is rendered when sent (personal data
 is never stored in the outbox) and signed Stripe-style:
-``Ashiato-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
+``Ashiato-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``,
+and as Standard Webhooks sign (``webhook-id``/``-timestamp``/``-signature``,
+``tracker.webhook_signing``).
 Failures back off exponentially (1 s, 2 s, 4 s … capped at an hour). Deliveries run in
 their own tasks with a deadline, so a slow receiver never slows ingest; and each
 endpoint has its own lane (a few deliveries in flight at most, its own backoff after
@@ -34,6 +36,7 @@ from privacy.vault import Vault
 from tracker.errors import Invalid, StorageError
 from tracker.storage import Store
 from tracker.storage.records import OutboxItem, Webhook
+from tracker.webhook_signing import standard_headers
 from tracker.webhook_targets import (
     Pinned,
     RefusedTarget,
@@ -252,7 +255,7 @@ class Deliverer:
             "Ashiato-Event": item.type,
             "Ashiato-Delivery": item.id,
             "Ashiato-Signature": signature(secret, body, timestamp=timestamp),
-        }
+        } | standard_headers(secret, item.id, timestamp, body)
         try:
             async with asyncio.timeout(self.timeout):  # httpx's timeout is per read, not whole
                 response = await self._client.post(

@@ -131,6 +131,7 @@ class Writer:
         else:
             self._metrics.accepted += result.stored
             self._metrics.dropped[DropReason.NO_CONSENT] += result.refused
+            self._metrics.dropped[DropReason.DUPLICATE] += result.duplicates
             done.set_result(None)
         finally:
             self._waiting -= len(events)

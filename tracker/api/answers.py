@@ -201,9 +201,11 @@ class Webhook(Struct):
 
 
 class NewWebhook(Webhook):
-    """The signing secret (hex) is in this answer only."""
+    """The signing secret is in this answer only: hex, and as Standard Webhooks
+    libraries take it (``whsec_`` and base64)."""
 
     secret: str
+    signing_secret: str
 
 
 class Webhooks(Struct):

@@ -12,6 +12,7 @@ from tracker.api.common import audit_read, json_response, now_ms, services_of
 from tracker.api.fields import HOOK_ID
 from tracker.errors import NotFound
 from tracker.storage.records import Webhook
+from tracker.webhook_signing import whsec
 from tracker.webhook_targets import webhook_policy
 from tracker.webhooks import register
 
@@ -32,7 +33,8 @@ async def create(request: Request) -> Response:
     await audit_read(services, key, "webhook.create", hook.id)
     view = hook_view(hook)
     return json_response(answers.NewWebhook(view.id, view.url, view.events, view.created_at,
-                                            secret=secret.hex()), 201)  # fmt: skip
+                                            secret=secret.hex(), signing_secret=whsec(secret)),
+                         201)  # fmt: skip
 
 
 async def listing(request: Request) -> Response:

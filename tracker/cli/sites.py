@@ -7,8 +7,10 @@ from typing import Any
 
 from privacy.consent import CMP_SOURCES
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts, with_store
+from tracker.errors import NotFound
 from tracker.settings import Settings
 from tracker.sites import create_site
+from tracker.storage import Store
 from tracker.storage.records import (
     CONSENT_MODES,
     DEFAULT_CMP_MAPPING,
@@ -17,6 +19,7 @@ from tracker.storage.records import (
     Site,
 )
 from tracker.wiring import Parts
+from tracker.write_keys import issue_write_key
 
 
 def register(commands: Subparsers) -> None:
@@ -63,6 +66,12 @@ def register(commands: Subparsers) -> None:
     cmp_options(add)
     json_flag(add)
     add.set_defaults(run=cmd_site_add)
+    rotate = site_commands.add_parser(
+        "write-key", help="issue a new write key for server-side senders (the old one stops)"
+    )
+    rotate.add_argument("site_key")
+    json_flag(rotate)
+    rotate.set_defaults(run=cmd_site_write_key)
     listing = site_commands.add_parser("list", help="list sites")
     json_flag(listing)
     listing.set_defaults(run=cmd_site_list)
@@ -134,8 +143,8 @@ def cmp_snippet(cmp: CmpMapping, tag_url: str) -> str:
 
 
 def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(parts: Parts) -> tuple[Site, bytes]:
-        return await create_site(
+    async def work(parts: Parts) -> tuple[Site, bytes, str]:
+        site, secret = await create_site(
             parts.store,
             parts.vault,
             args.name,
@@ -148,11 +157,13 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
             cookie_domain=args.cookie_domain,
             cmp=cmp_mapping(args),
         )
+        return site, secret, await issue_write_key(parts.store, site.id, now=now_ms())
 
-    site, secret = with_parts(settings, work)
+    site, secret, write_key = with_parts(settings, work)
     data = site_json(site) | {
         "snippet": snippet(site, settings.tag_url),
         "identify_secret": secret.hex(),
+        "write_key": write_key,
     }
     emit(
         args,
@@ -160,8 +171,23 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
         f"site {site.name!r} created\nsite key: {site.key}\n\n"
         f"Paste into every page (tag URL: where ashiato answers):\n{data['snippet']}\n\n"
         f"Identify secret (for signed identification; shown only now):\n"
-        f"{data['identify_secret']}",
+        f"{data['identify_secret']}\n\n"
+        f"Write key (Segment/RudderStack SDKs, POST /v1/batch; shown only now):\n{write_key}",
     )
+    return 0
+
+
+def cmd_site_write_key(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> str:
+        site = next((s for s in await store.list_sites() if s.key == args.site_key), None)
+        if site is None:
+            raise NotFound(f"no site with key {args.site_key!r}")
+        return await issue_write_key(store, site.id, now=now_ms())
+
+    write_key = with_store(settings, work)
+    emit(args, {"site_key": args.site_key, "write_key": write_key},
+         f"new write key for {args.site_key} (shown only now; the old one stops working):\n"
+         f"{write_key}")  # fmt: skip
     return 0
 
 

@@ -97,6 +97,15 @@ class Store(Protocol):
 
     async def consent_state(self, site_id: int, vid: str) -> ConsentState | None: ...
 
+    # -- server-side ingestion -----------------------------------------------------------
+    async def set_write_key(self, site_id: int, key_hash: bytes, *, now: int) -> None:
+        """The site's write key (its SHA-256) is this one from now on."""
+
+    async def site_of_write_key(self, key_hash: bytes) -> int | None: ...
+
+    async def purge_seen_messages(self, before: int, *, limit: int) -> int:
+        """Forget message ids recorded before ``before`` (a resend after that is new)."""
+
     # -- leads and links ---------------------------------------------------------------
     async def create_lead(self, lead: LeadRow) -> tuple[LeadRow, bool]:
         """Insert unless the email index exists; return (the lead that has it, created?)."""

@@ -33,6 +33,7 @@ from tracker.storage.rows import (
 )
 from tracker.storage.script import Insert, Script, count, lock_visitors, row, rows, run, value
 from tracker.storage.tables import Tables
+from tracker.storage.tables.serverside import claim_messages, first_claims
 
 STATE_COLUMNS = "site_id, vid, analytics, marketing, gpc, receipt_id, at"
 States = dict[tuple[int, str], ConsentState]
@@ -48,9 +49,12 @@ def write_batch(items: Sequence[WriteItem], rules: ConsentRules) -> Script[Write
     yield from lock_visitors({item.vid for item in items if not isinstance(item, Event)})
     states = yield from consent_states({item.vid for item in items})
     result, admitted = WriteResult(), list[tuple[Any, ...]]()
+    fresh = yield from unseen_messages(items)
     for item in items:
         if isinstance(item, Event):
-            if rules.admit(item, states.get((item.site_id, item.vid))):
+            if item.message_id is not None and id(item) not in fresh:
+                result.duplicates += 1
+            elif rules.admit(item, states.get((item.site_id, item.vid))):
                 admitted.append(event_row(item))
             else:
                 result.refused += 1
@@ -62,6 +66,16 @@ def write_batch(items: Sequence[WriteItem], rules: ConsentRules) -> Script[Write
             result.forgotten += yield from forget(item, rules, states)
     result.stored += yield from insert_events(admitted)
     return result
+
+
+def unseen_messages(items: Sequence[WriteItem]) -> Script[set[int]]:
+    """The ``id()`` of each event with a message id seen for the first time (the first
+    of several in this batch); events without one are not listed."""
+    named = [i for i in items if isinstance(i, Event) and i.message_id is not None]
+    if not named:
+        return set()
+    claimed = yield from claim_messages(named)
+    return {id(e) for e, keep in zip(named, first_claims(named, claimed), strict=True) if keep}
 
 
 def insert_events(admitted: list[tuple[Any, ...]]) -> Script[int]:

@@ -11,6 +11,7 @@ from tracker.storage.tables.identity import IdentityTables
 from tracker.storage.tables.legal import LegalTables
 from tracker.storage.tables.merges import MergeTables
 from tracker.storage.tables.retention import RetentionTables
+from tracker.storage.tables.serverside import ServerSideTables
 from tracker.storage.tables.sites import SiteTables
 from tracker.storage.tables.traits import TraitTables
 
@@ -26,5 +27,6 @@ class StoreTables(
     RetentionTables,
     AuditTables,
     ConsoleTables,
+    ServerSideTables,
 ):
     """The shared mixins, in one place for both stores."""
