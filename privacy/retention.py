@@ -10,6 +10,8 @@ Data classes and their default periods (a site may override each in its settings
 | ``receipts`` | 37 months | consent receipts that are no one's current state |
 
 Receipts are proof: they outlive the 13 months of tracking they justify by two years.
+Server-side senders' message ids (kept to store a resent message once) go after
+``SEEN_MESSAGES_DAYS``; they are hashes, not data about anyone, so they are not counted.
 
 Deletion runs in small batches, each a short transaction, with a pause between them,
 so the collector's commits interleave and ingest keeps flowing.
@@ -30,6 +32,8 @@ from tracker.storage.records import Site
 DAY_MS = 86_400_000
 CLASSES = ("events", "visitors", "leads", "receipts")
 DEFAULT_DAYS = {"events": 395, "visitors": 395, "leads": 760, "receipts": 1126}
+SEEN_MESSAGES_DAYS = 30
+"""Far longer than an SDK retries or a queue replays; a message sent again later is new."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,10 @@ class Retention:
         report.counts["leads"] = await self._leads(
             now - self.policy.days["leads"] * DAY_MS, dry_run
         )
+        if not dry_run:
+            before = now - SEEN_MESSAGES_DAYS * DAY_MS
+            while await self.store.purge_seen_messages(before, limit=self.batch):
+                await asyncio.sleep(self.pause)
         report.seconds = round(time.monotonic() - started, 3)
         if not dry_run:
             # No WAL truncation here (an erasure does one): a TRUNCATE checkpoint of the

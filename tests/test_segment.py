@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -208,3 +209,46 @@ def test_rudderstack_gzip_batches_with_every_message_type(senders: Senders) -> N
     assert stored[1].props == {"name": "Dashboard"}
     assert stored[2].props == {"group_id": "acme"}
     assert stored[0].device == "server"
+
+
+def test_an_oversized_or_malformed_message_is_dropped_not_its_batch(senders: Senders) -> None:
+    vid = secrets.token_hex(16)
+    fine = {"type": "track", "anonymousId": vid, "event": "Fine"}
+    huge = fine | {"event": "Huge", "properties": {"blob": "x" * 33_000}}
+    nameless = {"type": "track", "event": "Nobody"}  # neither anonymousId nor userId
+    odd = {"type": "teleport", "anonymousId": vid}
+    body = {"batch": [huge, fine, nameless, odd, {"type": "track", "anonymousId": 5.5}]}
+    response = senders.post("/v1/batch", httpx.Request("POST", "/", json=body).content)
+    assert response.json() == {"success": True}
+    assert [e.name for e in senders.events(vid)] == ["Fine"]
+
+
+def test_message_ids_are_forgotten_by_retention(senders: Senders) -> None:
+    client, vid = senders.segment(), secrets.token_hex(16)
+    client.track(anonymous_id=vid, event="Once", message_id="kept-for-a-while")
+    client.track(anonymous_id=vid, event="Once", message_id="kept-for-a-while")
+    assert len(senders.events(vid)) == 1
+    future = int(time.time() * 1000) + 10_000
+    purged = with_store(senders.dep.database_url,
+                        lambda store: store.purge_seen_messages(future, limit=100_000))  # fmt: skip
+    assert purged >= 1
+    client.track(anonymous_id=vid, event="Once", message_id="kept-for-a-while")
+    assert len(senders.events(vid)) == 2
+
+
+def test_too_many_messages_get_429_with_retry_after(tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend="sqlite", ASHIATO_RATE_LIMIT_SITE="0.01",
+                          ASHIATO_RATE_LIMIT_SITE_BURST="3")  # fmt: skip
+    write_key = cli_json(dep.env, "site", "write-key", dep.site_key)["write_key"]
+    dep.server.start()
+    try:
+        message = {"type": "track", "anonymousId": secrets.token_hex(16), "event": "Burst"}
+        body = httpx.Request("POST", "/", json={"batch": [message] * 3}).content
+        auth = httpx.BasicAuth(write_key, "")
+        assert httpx.post(f"{dep.url}/v1/batch", content=body, auth=auth).status_code == 200
+        limited = httpx.post(f"{dep.url}/v1/batch", content=body, auth=auth)
+    finally:
+        dep.server.stop()
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.json()["code"] == "rate_limited"

@@ -101,12 +101,7 @@ async def ingest(
         gpc=headers.get("sec-gpc", "").strip() == "1",
     )
     items, identifications = _run_pipeline(services, ctx, beacons)
-    if items:
-        try:
-            await services.writer.submit(items)
-        except HTTPError:
-            services.metrics.dropped[DropReason.OVERLOADED] += len(items)
-            raise
+    await submit(services, items)
     for found in identifications:
         try:
             result = await services.identity.from_browser(
@@ -122,6 +117,17 @@ async def ingest(
     return await _visitor_cookie(
         services, site, domain, own_cookie=own_cookie, vid=beacons[0].vid, items=items
     )
+
+
+async def submit(services: Services, items: list[WriteItem]) -> None:
+    """Hand the items to the group-commit writer; return once they are durable."""
+    if not items:
+        return
+    try:
+        await services.writer.submit(items)
+    except HTTPError:
+        services.metrics.dropped[DropReason.OVERLOADED] += len(items)
+        raise
 
 
 def _run_pipeline(

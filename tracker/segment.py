@@ -36,12 +36,11 @@ from tracker.errors import StorageError
 from tracker.http_errors import (
     ANSWERED,
     BadRequest,
-    HTTPError,
     TooManyRequests,
     Unauthorized,
     answer,
 )
-from tracker.ingest import api_client_ip
+from tracker.ingest import api_client_ip, submit
 from tracker.ratelimit import Limiter, client_key
 from tracker.segment_body import decode, inflate, read_body
 from tracker.segment_messages import (
@@ -101,12 +100,7 @@ async def ingest(request: Request, services: Services, kind: str) -> None:
     now = time.time_ns() // 1_000_000
     converted = _convert(services, site, raws, kind, sent_at=sent_at, shared=shared)
     items, actions = await _items(services, site, converted, now)
-    if items:
-        try:
-            await services.writer.submit(items)
-        except HTTPError:
-            services.metrics.dropped[DropReason.OVERLOADED] += len(items)
-            raise
+    await submit(services, items)
     await _identify(services, site, actions)
 
 
