@@ -123,7 +123,9 @@ async def start(settings: Settings) -> Services:
     store = parts.store
 
     async def write_batch(items: Sequence[WriteItem]) -> WriteResult:
-        return await store.write_batch(items, consent.Rules(sites.modes))
+        result = await store.write_batch(items, consent.Rules(sites.modes))
+        parts.scoring.notice(items)  # scored after this commit, never before it
+        return result
 
     writer = Writer(
         write_batch,
@@ -140,6 +142,8 @@ async def start(settings: Settings) -> Services:
                          timeout=settings.webhook_timeout_seconds,
                          policy=webhook_policy(settings))  # fmt: skip
     webhooks.start()
+    await parts.scoring.refresh()
+    parts.scoring.start()
     unanchored = await parts.audit.catch_up()
     if unanchored:
         log.warning("audit rows anchored at start", extra={"rows": unanchored})
@@ -162,6 +166,7 @@ async def stop(services: Services) -> None:
     for task in services.background:
         task.cancel()
     await services.writer.close()
+    await services.parts.scoring.close()
     await services.webhooks.close()
     await services.parts.close()
     log.info("collector stopped", extra={"flushed_events": waiting})

@@ -14,6 +14,7 @@ from privacy.keys import check_master_key
 from privacy.personal import PersonalData
 from privacy.retention import Policy, Retention
 from privacy.vault import Vault
+from scoring.service import Scoring
 from tracker.settings import Settings
 from tracker.storage import Store, open_store
 from tracker.storage.keystore import KeyStore, open_keystore
@@ -55,6 +56,7 @@ class Parts:
     audit: AuditLog
     requests: DataSubjectRequests
     retention: Retention
+    scoring: Scoring
 
     async def close(self) -> None:
         await self.store.close()
@@ -90,8 +92,9 @@ async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
     )
     retention = Retention(store, requests, audit, retention_policy(settings))
     return Parts(
-        store, keystore, source, keys, personal, vault, identity, audit, requests, retention
-    )
+        store, keystore, source, keys, personal, vault, identity, audit, requests, retention,
+        Scoring(store, personal),
+    )  # fmt: skip
 
 
 def retention_policy(settings: Settings) -> Policy:

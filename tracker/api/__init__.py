@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from tracker.api import changes, identify, leads, openapi, privacy, visitors, webhooks
+from tracker.api import changes, identify, leads, openapi, privacy, scoring, visitors, webhooks
 
 
 def routes() -> list[BaseRoute]:
@@ -18,6 +18,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/leads/{lead_id}/timeline", leads.timeline, methods=["GET"]),
         Route("/api/v1/leads/{lead_id}/merge", leads.merge, methods=["POST"]),
         Route("/api/v1/leads/{lead_id}/unmerge", leads.unmerge, methods=["POST"]),
+        Route("/api/v1/leads/{lead_id}/score", scoring.lead_score, methods=["GET", "POST"]),
+        Route("/api/v1/scoring/rules", scoring.rules, methods=["GET", "PUT"]),
         Route("/api/v1/visitors/{vid}", visitors.visitor, methods=["GET"]),
         Route("/api/v1/changes", changes.changes, methods=["GET"]),
         Route("/api/v1/webhooks", webhooks.collection, methods=["GET", "POST"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from msgspec import Struct, field
+from msgspec import UNSET, Struct, UnsetType, field
 
 
 class Error(Struct):
@@ -36,6 +36,8 @@ class Lead(Struct):
 class LeadsPage(Struct):
     leads: list[Lead]
     next_cursor: str | None
+    standings: list[LeadStanding] | UnsetType = UNSET
+    """Only with ``grade=``: each listed lead's score and grade, in the same order."""
 
 
 class VisitorLink(Struct):
@@ -244,3 +246,56 @@ class ExportBundle(Struct):
     merges: list[dict[str, Any]]
     webhook_deliveries: list[dict[str, Any]]
     privacy_requests: list[dict[str, Any]]
+
+
+class ScoringRules(Struct):
+    """A site's scoring rules: the same document as the TOML file, as JSON."""
+
+    site: str
+    version: int
+    document: dict[str, Any]
+    actor: str
+    created_at: int
+
+
+class LedgerEntry(Struct):
+    """One line of the points ledger; ``counts`` is what it counts now (decay applied)."""
+
+    rule: str
+    points: int
+    counts: float
+    at: int
+    event: str | None
+    """``event:<id>`` when an event earned it."""
+    reason: str
+    axis: str
+    kind: str
+    rules_version: int
+    actor: str | None
+    object: str | None
+    lead: str
+    """The lead that earned it (a merged lead's entries count for the lead it is merged into)."""
+
+
+class LeadScore(Struct):
+    """``score`` is the sum of the ledger's engagement ``counts`` at ``at``."""
+
+    lead: str
+    site: str | None
+    score: float
+    grade: str
+    """hot, warm or cool (the site's thresholds); ``fit_grade``: A to D."""
+    fit: int
+    fit_grade: str
+    rules_version: int | None
+    at: int
+    ledger: list[LedgerEntry]
+
+
+class LeadStanding(Struct):
+    lead: str
+    site: str
+    score: float
+    grade: str
+    fit: int
+    fit_grade: str

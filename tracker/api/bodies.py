@@ -165,3 +165,12 @@ def field_message(message: str) -> str:
     if not sep:
         return "body must be a JSON object" if message.startswith("Expected `object`") else message
     return f"{where.rstrip('`').lstrip('.')}: {text[0].lower()}{text[1:]}"
+
+
+class AdjustBody(Struct, forbid_unknown_fields=True):
+    """A manual ledger entry: who is the API key; why is ``reason``."""
+
+    site: SiteKey
+    points: Annotated[int, msgspec.Meta(ge=-10_000, le=10_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    axis: Literal["engagement", "fit"] = "engagement"

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
+from scoring.document import Document
 from tracker.api import answers as a
 from tracker.api import bodies as b
 from tracker.api import fields as f
@@ -67,7 +68,11 @@ OPERATIONS = (
               {200: ("a page of leads", a.LeadsPage)},
               params=(Param("updated_since", f.Millis, "milliseconds since the epoch"),
                       Param("cursor", str, "next_cursor of the previous page"),
-                      Param("limit", f.LeadsPageSize, "page size (default 100)"))),
+                      Param("limit", f.LeadsPageSize, "page size (default 100)"),
+                      Param("grade", f.Grade, "only leads of this grade now (decay applied),"
+                            " by score, with their standings; no paging (limit: at most 1000)"),
+                      Param("sort", f.ScoreSort, "with grade: -score (default) or score"),
+                      Param("site", f.SiteKey, "with grade: scored on this site"))),
     Operation("GET", "/api/v1/leads/lookup",
               "Find a lead by email (blind index; full-width and case are normalised)", "read",
               {200: ("the lead", a.LeadDetail), 404: ("no lead has that email", a.Error)},
@@ -90,6 +95,25 @@ OPERATIONS = (
               {200: ("unmerged", a.MergeRecord), 404: ("no such merge", a.Error),
                409: ("already undone", a.Error)},
               body=b.MergeBody, params=(_LEAD,)),
+    Operation("GET", "/api/v1/leads/{lead_id}/score",
+              "Score, grade, fit and the points ledger; score is the ledger's engagement"
+              " points with decay applied now", "read",
+              {200: ("the score", a.LeadScore), 404: _NO_LEAD},
+              params=(_LEAD, Param("site", f.SiteKey, "the site (default: where it scores"
+                                   " highest)"))),
+    Operation("POST", "/api/v1/leads/{lead_id}/score",
+              "A manual adjustment: a ledger entry with who (the key) and why", "admin",
+              {201: ("recorded: the score after it", a.LeadScore),
+               404: ("no such lead, unknown site, or the site has no rules", a.Error)},
+              body=b.AdjustBody, params=(_LEAD,)),
+    Operation("GET", "/api/v1/scoring/rules", "A site's current scoring rules (versioned)",
+              "read", {200: ("the rules", a.ScoringRules),
+                       404: ("unknown site, or no rules yet", a.Error)},
+              params=(Param("site", f.SiteKey, "the site", required=True),)),
+    Operation("PUT", "/api/v1/scoring/rules",
+              "New scoring rules for a site (the TOML file's document as JSON); a new"
+              " version", "admin", {200: ("kept", a.ScoringRules), 404: _UNKNOWN_SITE},
+              body=Document, params=(Param("site", f.SiteKey, "the site", required=True),)),
     Operation("GET", "/api/v1/visitors/{vid}",
               "An (anonymous) visitor's events, links and consent", "read",
               {200: ("the visitor", a.Visitor), 404: ("no such visitor", a.Error)},

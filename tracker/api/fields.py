@@ -50,6 +50,9 @@ LeadsPageSize = Annotated[int, Meta(ge=1, le=500)]
 ChangesPageSize = Annotated[int, Meta(ge=1, le=5000)]
 TimelineLimit = Annotated[int, Meta(ge=1, le=50_000)]
 VisitorEventLimit = Annotated[int, Meta(ge=1, le=10_000)]
+ScoredLeadsLimit = Annotated[int, Meta(ge=1, le=1000)]
+Grade = Literal["hot", "warm", "cool"]
+ScoreSort = Literal["-score", "score"]
 
 
 def bounds(number: Any) -> tuple[int, int]:
@@ -83,5 +86,5 @@ Traits = Annotated[
 ]  # fmt: skip
 
 EventType = Literal["lead.created", "lead.identified", "lead.updated", "lead.merged",
-                    "lead.unmerged", "lead.erased"]  # fmt: skip
+                    "lead.unmerged", "lead.erased", "lead.hot"]  # fmt: skip
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from identity import merging
 from privacy import consent
 from privacy.export import submission_view
-from tracker.api import answers
+from tracker.api import answers, scoring
 from tracker.api.auth import require
 from tracker.api.bodies import MergeBody, read_body
 from tracker.api.common import (
@@ -38,8 +38,11 @@ from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
 
 
 async def list_leads(request: Request) -> Response:
-    """Unmerged leads changed since ``updated_since`` (ms), oldest change first."""
+    """Unmerged leads changed since ``updated_since`` (ms), oldest change first; with
+    ``grade`` (and ``sort``), the leads of that grade now, by score (``api.scoring``)."""
     key = await require(request, "read")
+    if "grade" in request.query_params or "sort" in request.query_params:
+        return await scoring.scored_leads(request, key)
     services = services_of(request)
     since = int_param(request, "updated_since", 0, Millis)
     limit = int_param(request, "limit", 100, LeadsPageSize)

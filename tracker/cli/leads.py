@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tracker.cli import scoring
 from tracker.cli.common import Subparsers
 
-CONCERNS: tuple[Callable[[Subparsers], None], ...] = ()
+CONCERNS: tuple[Callable[[Subparsers], None], ...] = (scoring.register_leads,)
 
 
 def register(commands: Subparsers) -> None:

@@ -9,7 +9,7 @@ ciphertext (``privacy.crypto`` seals it first); the store cannot read it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from tracker.errors import ConfigError
@@ -28,6 +28,7 @@ from tracker.storage.records import (
     ErasurePlan,
     Event,
     LeadRow,
+    LeadScore,
     Link,
     LinkOutcome,
     LinkRequest,
@@ -35,6 +36,10 @@ from tracker.storage.records import (
     MergeRules,
     OutboxItem,
     PrivacyRequest,
+    Rescored,
+    ScoreEntry,
+    ScoreState,
+    ScoringRules,
     Site,
     SiteSettings,
     StitchRules,
@@ -249,6 +254,57 @@ class Store(Protocol):
         """Append ``row`` (its seq is assigned) chained to the last row's MAC."""
 
     async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]: ...
+
+    # -- scoring -----------------------------------------------------------------------
+    async def put_scoring_rules(self, site_id: int, document: str, *, actor: str, at: int) -> int:
+        """Keep a new version of the site's rules (JSON); return its number."""
+
+    async def latest_scoring_rules(
+        self, site_id: int | None = None
+    ) -> list[tuple[int, int, str, str, int]]:
+        """(site, version, document, actor, created_at) of each site's latest rules."""
+
+    async def score_visitors(
+        self, rules: Mapping[int, ScoringRules], vids: Sequence[str], *, since: int, now: int
+    ) -> int:
+        """Score the events from ``since`` on of those visitors linked to a lead."""
+
+    async def score_lead(
+        self, lead_id: str, rules: ScoringRules, events: Sequence[Event], profile: Any, now: int
+    ) -> bool:
+        """Append what the events and profile earn the lead; True when lead.hot was sent."""
+
+    async def settle_score(self, lead_id: str, rules: ScoringRules, now: int) -> bool:
+        """Work out the lead's root's standing again (after a merge or an unmerge)."""
+
+    async def lead_score(self, lead_id: str, site_id: int | None = None) -> LeadScore | None: ...
+
+    async def scored_leads(
+        self, *, site_id: int | None, at_least: float, limit: int
+    ) -> list[ScoreState]: ...
+
+    async def add_score_entry(
+        self, lead_id: str, entry: ScoreEntry, rules: ScoringRules, now: int
+    ) -> bool: ...
+
+    async def leads_on_site(self, site_id: int, *, after: str, limit: int) -> list[str]: ...
+
+    async def count_leads_on_site(self, site_id: int, version: int) -> tuple[int, int]: ...
+
+    async def rescore(
+        self,
+        lead_ids: Sequence[str],
+        rules: ScoringRules,
+        profiles: dict[str, Any],
+        *,
+        now: int,
+        dry_run: bool = False,
+    ) -> list[Rescored]:
+        """Replay the leads' histories under ``rules``; a dry run writes nothing."""
+
+    async def scoring_feed_position(self) -> int: ...
+
+    async def set_scoring_feed_position(self, seq: int) -> None: ...
 
     # -- the console -------------------------------------------------------------------
     async def add_console_user(self, user: ConsoleUser) -> bool:

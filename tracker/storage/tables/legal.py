@@ -133,6 +133,8 @@ def _erase_leads(leads: list[str], counts: ErasureCounts) -> Script[None]:
     counts.outbox += yield count("DELETE FROM outbox WHERE lead_id IN ?", leads)
     yield run("DELETE FROM changes WHERE lead_id IN ?", leads)
     yield run("DELETE FROM submissions WHERE lead_id IN ?", leads)
+    yield run("DELETE FROM score_ledger WHERE lead_id IN ?", leads)  # the ledger goes too
+    yield run("DELETE FROM lead_scores WHERE lead_id IN ?", leads)
     yield run("UPDATE leads SET merged_into = NULL WHERE id IN ?", leads)
     counts.leads += yield count("DELETE FROM leads WHERE id IN ?", leads)
 

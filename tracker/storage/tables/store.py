@@ -8,9 +8,11 @@ from tracker.storage.tables.audit import AuditTables
 from tracker.storage.tables.console import ConsoleTables
 from tracker.storage.tables.events import EventTables
 from tracker.storage.tables.identity import IdentityTables
+from tracker.storage.tables.ledger import LedgerTables
 from tracker.storage.tables.legal import LegalTables
 from tracker.storage.tables.merges import MergeTables
 from tracker.storage.tables.retention import RetentionTables
+from tracker.storage.tables.scoring import ScoringTables
 from tracker.storage.tables.serverside import ServerSideTables
 from tracker.storage.tables.sites import SiteTables
 from tracker.storage.tables.traits import TraitTables
@@ -26,6 +28,8 @@ class StoreTables(
     LegalTables,
     RetentionTables,
     AuditTables,
+    ScoringTables,
+    LedgerTables,
     ConsoleTables,
     ServerSideTables,
 ):
