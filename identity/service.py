@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from identity import claims, stitching
+from identity.resolution import Resolution
 from identity.tokens import verify_token
 from privacy import consent
 from privacy.crypto.primitives import InvalidCiphertext
@@ -44,11 +45,13 @@ class Identity:
         *,
         site_secret: Callable[[Site], Any],
         now: Callable[[], float] = time.time,
+        matching: Resolution | None = None,
     ) -> None:
         self.store = store
         self.personal = personal
         self._site_secret = site_secret  # async: Site -> bytes | None (opened secret)
         self._now = now
+        self.matching = matching  # 名寄せ: keys follow the traits
 
     async def from_browser(
         self,
@@ -99,6 +102,9 @@ class Identity:
         ip = await self.personal.seal_ip(lead, link_ref(vid, at), full_ip)
         request = LinkRequest(vid, lead.id, site.id, evidence, at, ip, changed_at=now)
         outcome = await self.store.link_visitor(request, stitching.Rules())
+        if self.matching is not None and (created or filled):
+            await (self.matching.refresh(lead, person) if created
+                   else self.matching.refresh_id(lead.id))  # fmt: skip
         return Identified(lead, created, outcome)
 
     async def link(

@@ -156,6 +156,7 @@ async def start(settings: Settings) -> Services:
                         write_keys)  # fmt: skip
     services.background = [
         asyncio.create_task(retention_job(services), name="ashiato-retention"),
+        asyncio.create_task(match_keys_job(services), name="ashiato-match-keys"),
     ]
     return services  # fmt: skip
 
@@ -192,6 +193,18 @@ async def retention_job(services: Services) -> None:
             log.info("retention run", extra={"counts": report.counts, "seconds": report.seconds})
         finally:
             metrics.retention_running = 0
+
+
+async def match_keys_job(services: Services) -> None:
+    """名寄せ: once at start, key the leads that lack match keys of the current version
+    (after an upgrade, or a write interrupted between a lead's traits and its keys)."""
+    try:
+        keyed = await services.parts.matching.backfill()
+    except Exception as exc:
+        log.warning("match keys not computed", extra={"cause": exc.__class__.__name__})
+        return
+    if keyed:
+        log.info("match keys computed", extra={"leads": keyed})
 
 
 def _backend(settings: Settings) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from identity.resolution import Resolution
 from identity.service import Identity
 from privacy.audit import AuditLog
 from privacy.crypto.datakeys import DataKeys
@@ -56,6 +57,7 @@ class Parts:
     audit: AuditLog
     requests: DataSubjectRequests
     retention: Retention
+    matching: Resolution
     scoring: Scoring
 
     async def close(self) -> None:
@@ -85,7 +87,8 @@ async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
             return None
         return await vault.open("sites", "secret", str(site.id), site.secret)
 
-    identity = Identity(store, personal, site_secret=site_secret)
+    matching = Resolution(store, personal)
+    identity = Identity(store, personal, site_secret=site_secret, matching=matching)
     audit = AuditLog(store, source, keystore)
     requests = DataSubjectRequests(
         store, keystore, keys, personal, audit, export_dir=Path(settings.export_dir)
@@ -93,7 +96,7 @@ async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
     retention = Retention(store, requests, audit, retention_policy(settings))
     return Parts(
         store, keystore, source, keys, personal, vault, identity, audit, requests, retention,
-        Scoring(store, personal),
+        matching, Scoring(store, personal),
     )  # fmt: skip
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from tracker.api import changes, identify, leads, openapi, privacy, scoring, visitors, webhooks
+from tracker.api import (
+    changes,
+    duplicates,
+    identify,
+    leads,
+    openapi,
+    privacy,
+    scoring,
+    visitors,
+    webhooks,
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -22,6 +32,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/scoring/rules", scoring.rules, methods=["GET", "PUT"]),
         Route("/api/v1/visitors/{vid}", visitors.visitor, methods=["GET"]),
         Route("/api/v1/changes", changes.changes, methods=["GET"]),
+        Route("/api/v1/duplicates", duplicates.listing, methods=["GET"]),
+        Route("/api/v1/duplicates/dismiss", duplicates.dismiss, methods=["POST"]),
         Route("/api/v1/webhooks", webhooks.collection, methods=["GET", "POST"]),
         Route("/api/v1/webhooks/{hook_id}", webhooks.delete, methods=["DELETE"]),
         Route("/api/v1/privacy/export", privacy.export_request, methods=["POST"]),

@@ -248,6 +248,35 @@ class ExportBundle(Struct):
     privacy_requests: list[dict[str, Any]]
 
 
+class DuplicatePair(Struct):
+    """名寄せ: two leads that are probably one person; ``lead`` is the older one (merge
+    ``other`` into it with ``POST /api/v1/leads/{lead}/merge``)."""
+
+    lead: str
+    other: str
+    confidence: Literal["certain", "likely", "possible"]
+    matched: list[str]
+    """Kinds of match keys they share: email, phone, name, kana, company, domain."""
+    differs: list[str]
+    """Kinds both have but do not share."""
+
+
+class DuplicatesPage(Struct):
+    pairs: list[DuplicatePair]
+    next_cursor: str | None
+    pending: int
+    """Leads whose match keys are not computed yet (``ashiato leads match-keys``)."""
+
+
+class Dismissal(Struct):
+    """A pair marked "not the same": never suggested again."""
+
+    lead: str
+    other: str
+    by: str
+    at: int
+
+
 class ScoringRules(Struct):
     """A site's scoring rules: the same document as the TOML file, as JSON."""
 

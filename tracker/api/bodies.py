@@ -89,6 +89,13 @@ class MergeBody(Struct):
     reason: Reason
 
 
+class DismissBody(Struct):
+    """名寄せ: the two leads of a suggested pair that are not the same person."""
+
+    lead: LeadRef
+    other: LeadRef
+
+
 class WebhookBody(Struct):
     """Deliveries of every event type unless ``events`` names some."""
 

@@ -49,6 +49,7 @@ ChangeSeq = Annotated[int, Meta(ge=0, le=2**62, description="a change sequence n
 LeadsPageSize = Annotated[int, Meta(ge=1, le=500)]
 ChangesPageSize = Annotated[int, Meta(ge=1, le=5000)]
 TimelineLimit = Annotated[int, Meta(ge=1, le=50_000)]
+DuplicatesPageSize = Annotated[int, Meta(ge=1, le=1000)]
 VisitorEventLimit = Annotated[int, Meta(ge=1, le=10_000)]
 ScoredLeadsLimit = Annotated[int, Meta(ge=1, le=1000)]
 Grade = Literal["hot", "warm", "cool"]
@@ -88,3 +89,7 @@ Traits = Annotated[
 EventType = Literal["lead.created", "lead.identified", "lead.updated", "lead.merged",
                     "lead.unmerged", "lead.erased", "lead.hot"]  # fmt: skip
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+
+ConfidenceLevel = Literal["certain", "likely", "possible"]
+"""名寄せ: how sure a suggested pair is one person (``identity.duplicates``)."""
+CONFIDENCE_LEVELS: tuple[ConfidenceLevel, ...] = get_args(ConfidenceLevel)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tracker.cli import scoring
+from tracker.cli import duplicates, scoring
 from tracker.cli.common import Subparsers
 
-CONCERNS: tuple[Callable[[Subparsers], None], ...] = (scoring.register_leads,)
+CONCERNS: tuple[Callable[[Subparsers], None], ...] = (
+    duplicates.register_leads,
+    scoring.register_leads,
+)
 
 
 def register(commands: Subparsers) -> None:

@@ -32,6 +32,7 @@ from tracker.storage.records import (
     Link,
     LinkOutcome,
     LinkRequest,
+    MatchCandidates,
     Merge,
     MergeRules,
     OutboxItem,
@@ -168,6 +169,31 @@ class Store(Protocol):
     async def merges_of(self, lead_ids: Sequence[str]) -> list[Merge]: ...
 
     async def changes_page(self, *, after: int, limit: int) -> list[Change]: ...
+
+    # -- 名寄せ (identity resolution) -----------------------------------------------------
+    async def set_match_keys(
+        self,
+        lead_id: str,
+        keys: Sequence[tuple[str, bytes]],
+        *,
+        version: int,
+        sealed: dict[str, bytes | None],
+    ) -> bool:
+        """Replace the lead's (kind, HMAC) match keys, only if its sealed columns still
+        hold ``sealed`` (what the keys were computed from); False otherwise."""
+
+    async def leads_without_keys(self, version: int, *, after: str, limit: int) -> list[LeadRow]:
+        """Leads (by id, after ``after``) with no match keys of this version."""
+
+    async def count_without_keys(self, version: int) -> int: ...
+
+    async def match_candidates(
+        self, kinds: Sequence[str], *, max_shared: int, limit: int
+    ) -> MatchCandidates:
+        """Pairs sharing a key of ``kinds`` (one held by at most ``max_shared`` leads)."""
+
+    async def dismiss_pair(self, lead_a: str, lead_b: str, *, actor: str, at: int) -> bool:
+        """Mark the pair "not the same" (kept); False if either lead does not exist."""
 
     # -- API keys and webhooks -----------------------------------------------------------
     async def add_api_key(self, key: ApiKey) -> None: ...

@@ -25,6 +25,7 @@ from tracker.storage.rows import from_json, to_json
 from tracker.storage.script import Lock, LockName, Script, count, lock_visitors, rows, run, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.changes import record_change
+from tracker.storage.tables.matching import erase_matching
 
 _REQUEST_COLUMNS = (
     "id, kind, status, subject, received_at, due_at, completed_at, export_path, detail"
@@ -135,6 +136,7 @@ def _erase_leads(leads: list[str], counts: ErasureCounts) -> Script[None]:
     yield run("DELETE FROM submissions WHERE lead_id IN ?", leads)
     yield run("DELETE FROM score_ledger WHERE lead_id IN ?", leads)  # the ledger goes too
     yield run("DELETE FROM lead_scores WHERE lead_id IN ?", leads)
+    yield from erase_matching(leads)
     yield run("UPDATE leads SET merged_into = NULL WHERE id IN ?", leads)
     counts.leads += yield count("DELETE FROM leads WHERE id IN ?", leads)
 

@@ -10,6 +10,7 @@ from tracker.storage.tables.events import EventTables
 from tracker.storage.tables.identity import IdentityTables
 from tracker.storage.tables.ledger import LedgerTables
 from tracker.storage.tables.legal import LegalTables
+from tracker.storage.tables.matching import MatchingTables
 from tracker.storage.tables.merges import MergeTables
 from tracker.storage.tables.retention import RetentionTables
 from tracker.storage.tables.scoring import ScoringTables
@@ -24,6 +25,7 @@ class StoreTables(
     IdentityTables,
     TraitTables,
     MergeTables,
+    MatchingTables,
     AccessTables,
     LegalTables,
     RetentionTables,
