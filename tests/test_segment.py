@@ -165,6 +165,12 @@ def test_clock_skew_is_corrected_from_sent_at(senders: Senders) -> None:
     assert response.status_code == 200
     (event,) = senders.events(vid)
     assert before - 90_000 - 1000 <= event.at <= after - 90_000 + 1000
+    unreadable = {"type": "track", "anonymousId": vid, "event": "Odd", "timestamp": "soon"}
+    body = {"batch": [unreadable], "sentAt": "2026-13-45T99:00:00Z"}
+    response = senders.post("/v1/batch", httpx.Request("POST", "/", json=body).content)
+    assert response.status_code == 200
+    odd = next(e for e in senders.events(vid) if e.name == "Odd")
+    assert odd.at >= after - 1000  # the server's clock stands
 
 
 def test_an_opt_in_site_keeps_only_what_the_senders_cmp_allowed(senders: Senders) -> None:

@@ -21,7 +21,6 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from datetime import datetime
 
 import msgspec
 from starlette.requests import Request
@@ -130,7 +129,7 @@ Usable = list[tuple[str, Converted]]
 
 
 def _convert(services: Services, site: Site, raws: Sequence[msgspec.Raw], kind: str, *,
-             sent_at: datetime | None, shared: Context | None) -> Usable:  # fmt: skip
+             sent_at: str | None, shared: Context | None) -> Usable:  # fmt: skip
     """Each usable message with its kind; the others are dropped as invalid, counted."""
     index_key = services.personal.source.keyring.index_key
     out: Usable = []

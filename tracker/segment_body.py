@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from datetime import datetime
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from tracker.http_errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from tracker.segment_messages import Batch, Context, Envelope
@@ -23,7 +22,7 @@ _ACCEPTED_TYPES = ("", "text/plain", "application/json")
 _batch_decoder = msgspec.json.Decoder(Batch)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 
-Decoded = tuple[list[msgspec.Raw], datetime | None, Context | None, str | None]
+Decoded = tuple[list[msgspec.Raw], str | None, Context | None, str | None]
 """The messages (each still raw), the batch's ``sentAt`` and ``context``, its ``writeKey``."""
 
 
@@ -35,11 +34,14 @@ async def read_body(request: Request) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BATCH_BYTES):
         raise PayloadTooLarge(f"a request holds at most {MAX_BATCH_BYTES} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BATCH_BYTES:
-            raise PayloadTooLarge(f"a request holds at most {MAX_BATCH_BYTES} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BATCH_BYTES:
+                raise PayloadTooLarge(f"a request holds at most {MAX_BATCH_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("client went away") from None
     if not size:
         raise BadRequest("empty body")
     return b"".join(chunks)

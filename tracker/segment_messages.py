@@ -66,14 +66,15 @@ class Message(msgspec.Struct, rename="camel"):
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
     context: Context | None = None
-    timestamp: datetime | None = None
-    sent_at: datetime | None = None
+    timestamp: str | None = None
+    """ISO 8601; one that does not parse is ignored (the server's clock stands)."""
+    sent_at: str | None = None
     write_key: str | None = None
 
 
 class Batch(msgspec.Struct, rename="camel"):
     batch: list[msgspec.Raw]
-    sent_at: datetime | None = None
+    sent_at: str | None = None
     write_key: str | None = None
     context: Context | None = None
 
@@ -111,15 +112,15 @@ def visitor_id(raw: str | int, *, index_key: bytes, site_key: str) -> str:
     return sign(index_key, f"segment\0{site_key}\0{text}".encode())[:16].hex()
 
 
-def message_key(message_id: Id, *, site_key: str) -> bytes | None:
-    """What the seen-messages table keeps of a messageId (short, fixed size)."""
+def message_key(message_id: Id, *, index_key: bytes, site_key: str) -> bytes | None:
+    """What the seen-messages table keeps of a messageId: short, fixed size, keyed."""
     if message_id is None or message_id == "":
         return None
-    return sign(site_key.encode(), f"message\0{message_id}".encode())[:16]
+    return sign(index_key, f"message\0{site_key}\0{message_id}".encode())[:16]
 
 
 def convert(message: Message, kind: str, *, site_key: str, index_key: bytes,
-            sent_at: datetime | None, shared: Context | None) -> Converted | None:  # fmt: skip
+            sent_at: str | None, shared: Context | None) -> Converted | None:  # fmt: skip
     """The message as ashiato takes it; None when it names no visitor."""
     named = (("anonymous", message.anonymous_id), ("user", message.user_id),
              ("previous", message.previous_id))  # fmt: skip
@@ -133,12 +134,12 @@ def convert(message: Message, kind: str, *, site_key: str, index_key: bytes,
     context = message.context or shared or Context()
     raw = _beacon(message, kind, context, site_key=site_key, vid=vid, sent_at=sent_at)
     consent, source = stated_consent(context)
-    return Converted(raw, message_key(message.message_id, site_key=site_key), context,
-                     consent, source, ids.get("user"), previous_vid)  # fmt: skip
+    key = message_key(message.message_id, index_key=index_key, site_key=site_key)
+    return Converted(raw, key, context, consent, source, ids.get("user"), previous_vid)
 
 
 def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid: str,
-            sent_at: datetime | None) -> dict[str, Any]:  # fmt: skip
+            sent_at: str | None) -> dict[str, Any]:  # fmt: skip
     props, page = dict(message.properties or {}), context.page or Page()
     url = web_url(props.get("url")) or web_url(page.url)
     raw: dict[str, Any] = {
@@ -227,8 +228,13 @@ def web_url(value: Any) -> str | None:
     return value
 
 
-def epoch_ms(moment: datetime | None) -> int | None:
-    if moment is None:
+def epoch_ms(text: str | None) -> int | None:
+    """An ISO 8601 time as milliseconds since the epoch; None if absent or unreadable."""
+    if not text or len(text) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # Segment's times are UTC unless they say
