@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
-from tracker import api, assets, collect, cors, demo, pixel, segment
+from tracker import api, assets, collect, cors, demo, disclosure, pixel, segment
 from tracker.errors import StorageError
 from tracker.services import Services
 
@@ -109,6 +109,14 @@ async def demo_me(request: Request) -> Response:
     return html_page(body, nonce, {"Cache-Control": "no-store"})
 
 
+async def disclosure_notice(request: Request) -> Response:
+    """``/disclosure/{site_key}`` (HTML) and ``/disclosure/{site_key}.json``."""
+    services: Services = request.app.state.services
+    nonce = secrets.token_urlsafe(16)
+    answer = await disclosure.render(services, request, nonce=nonce)
+    return answer if isinstance(answer, Response) else html_page(answer, nonce, disclosure.HEADERS)
+
+
 class CollectEndpoint:
     """``/collect``: the preflight (OPTIONS) and the beacon (POST) on one route, so a 405
     there names both in ``Allow``. POST is normally answered before the router (see
@@ -131,6 +139,7 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
         Route("/t.js", tag, methods=["GET"]),
         Route("/s.js", stub_script, methods=["GET"]),
         Route("/cmp.js", cmp_script, methods=["GET"]),
+        Route("/disclosure/{name}", disclosure_notice, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -24,6 +24,7 @@ from tracker.storage.records import (
     ConsentState,
     ConsoleSession,
     ConsoleUser,
+    DisclosureRecipient,
     ErasureCounts,
     ErasurePlan,
     Event,
@@ -280,6 +281,16 @@ class Store(Protocol):
         """Append ``row`` (its seq is assigned) chained to the last row's MAC."""
 
     async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]: ...
+
+    # -- 外部送信 disclosure ---------------------------------------------------------------
+    async def add_disclosure_entry(self, entry: DisclosureRecipient) -> None:
+        """A recipient; an operator entry replaces the current one."""
+
+    async def end_disclosure_entry(self, site_id: int, entry_id: str, at: int) -> bool:
+        """False when the site has no such recipient in force."""
+
+    async def disclosure_entries(self, site_id: int) -> list[DisclosureRecipient]:
+        """Every entry, in force or ended, oldest first."""
 
     # -- scoring -----------------------------------------------------------------------
     async def put_scoring_rules(self, site_id: int, document: str, *, actor: str, at: int) -> int:

@@ -408,6 +408,32 @@ class AuditChain(Protocol):
         """The MAC chaining ``row`` to the previous row's MAC (``privacy.audit``)."""
 
 
+# -- 外部送信 disclosure ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureRecipient:
+    """One entry of a site's 外部送信 notice (``privacy.disclosure``): a recipient the
+    site registered, or (``kind`` operator) who runs ashiato for the site. A change
+    ends the row and adds another."""
+
+    id: str
+    site_id: int
+    kind: str
+    """``recipient`` or ``operator``."""
+    legal_name: str
+    service_name: str
+    items: tuple[str, ...]
+    """What is sent: keys of ``privacy.disclosure.ITEMS``."""
+    purposes: tuple[str, ...]
+    """Keys of ``privacy.disclosure.PURPOSES``."""
+    opt_out_url: str | None
+    policy_version: str
+    """The site's policy version when the entry was added."""
+    added_at: int
+    removed_at: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     seq: int

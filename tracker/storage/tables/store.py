@@ -6,6 +6,7 @@ from __future__ import annotations
 from tracker.storage.tables.access import AccessTables
 from tracker.storage.tables.audit import AuditTables
 from tracker.storage.tables.console import ConsoleTables
+from tracker.storage.tables.disclosure import DisclosureTables
 from tracker.storage.tables.events import EventTables
 from tracker.storage.tables.identity import IdentityTables
 from tracker.storage.tables.ledger import LedgerTables
@@ -33,6 +34,7 @@ class StoreTables(
     ScoringTables,
     LedgerTables,
     ConsoleTables,
+    DisclosureTables,
     ServerSideTables,
 ):
     """The shared mixins, in one place for both stores."""
