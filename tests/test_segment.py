@@ -75,8 +75,9 @@ def senders(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert "Traceback" not in dep.server.logs(), dep.server.logs()
 
 
-def test_identify_page_track_alias_arrive_in_the_leads_timeline(senders: Senders) -> None:
-    client = senders.segment()
+@pytest.mark.parametrize("sdk", ["segment", "rudderstack"])
+def test_identify_page_track_alias_arrive_in_the_leads_timeline(senders: Senders, sdk: str) -> None:
+    client = senders.segment() if sdk == "segment" else senders.rudder()
     user, email = f"u-{secrets.token_hex(4)}", f"seg-{secrets.token_hex(4)}@example.jp"
     browser, laptop = str(uuid.uuid4()), str(uuid.uuid4())
     client.page(anonymous_id=browser, name="Pricing", properties={"url": PAGE})
@@ -116,6 +117,9 @@ def test_a_resent_message_id_is_stored_once(senders: Senders) -> None:
 
 
 def test_gzip_bombs_and_oversized_bodies_are_refused(senders: Senders) -> None:
+    huge = {"type": "track", "anonymousId": "a", "event": "x", "properties": {"b": "x" * 33_000}}
+    single = httpx.Request("POST", "/", json=huge).content
+    assert senders.post("/v1/track", single).status_code == 413
     bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]", compresslevel=9)
     assert len(bomb) < 100_000
     refused = senders.post("/v1/batch", bomb, **{"Content-Encoding": "gzip"})

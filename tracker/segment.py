@@ -41,7 +41,7 @@ from tracker.http_errors import (
 )
 from tracker.ingest import api_client_ip, submit
 from tracker.ratelimit import Limiter, client_key
-from tracker.segment_body import decode, inflate, read_body
+from tracker.segment_body import MAX_MESSAGE_BYTES, decode, inflate, read_body
 from tracker.segment_messages import (
     KINDS,
     Context,
@@ -56,7 +56,6 @@ from tracker.write_keys import from_basic_auth
 
 log = logging.getLogger("ashiato.segment")
 
-MAX_MESSAGE_BYTES = 32 * 1024
 CODES = {400: "invalid_request", 401: "invalid_write_key", 413: "payload_too_large",
          415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}  # fmt: skip
 SERVER = UserAgentInfo(None, None, None, None, "server")

@@ -1,8 +1,9 @@
 """Reading a Segment request's body: bounded, gzip inflated with a bound, decoded.
 
-Segment's limits: 500 KB a request (after inflating) and 2,500 messages a batch; 32 KB a
-message is checked per message by ``tracker.segment``. A gzip body is inflated only up
-to the limit, so a decompression bomb costs at most that much memory before the 413.
+Segment's limits: 500 KB a request (after inflating), 2,500 messages a batch and 32 KB a
+message (a single-message endpoint's body; in a batch ``tracker.segment`` drops the one).
+A gzip body is inflated only up to the limit, so a decompression bomb costs at most that
+much memory before the 413.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from tracker.http_errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from tracker.segment_messages import Batch, Context, Envelope
 
+MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2500
 _ACCEPTED_TYPES = ("", "text/plain", "application/json")
@@ -68,6 +70,8 @@ def inflate(headers: Mapping[str, str], body: bytes, limit: int = MAX_BATCH_BYTE
 
 def decode(body: bytes, kind: str) -> Decoded:
     """The messages (raw), the batch's ``sentAt`` and ``context``, and its ``writeKey``."""
+    if kind != "batch" and len(body) > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(f"a message holds at most {MAX_MESSAGE_BYTES} bytes")
     try:
         if kind != "batch":
             return [msgspec.Raw(body)], None, None, _envelope_decoder.decode(body).write_key

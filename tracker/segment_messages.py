@@ -52,6 +52,8 @@ class Context(msgspec.Struct, rename="camel"):
     page: Page | None = None
     consent: SegmentConsent | None = None
     consent_management: RudderConsent | None = None
+    traits: dict[str, Any] | None = None
+    """Where RudderStack's SDKs put an identify's traits."""
 
 
 class Message(msgspec.Struct, rename="camel"):
@@ -141,6 +143,7 @@ def convert(message: Message, kind: str, *, site_key: str, index_key: bytes,
 def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid: str,
             sent_at: str | None) -> dict[str, Any]:  # fmt: skip
     props, page = dict(message.properties or {}), context.page or Page()
+    traits = message.traits or context.traits or {}  # RudderStack: in the context
     url = web_url(props.get("url")) or web_url(page.url)
     raw: dict[str, Any] = {
         "site": site_key, "vid": vid, "type": "event", "url": url,
@@ -150,8 +153,8 @@ def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid
     }  # fmt: skip
     if kind == "page" and url:
         raw["type"] = "pageview"
-    elif kind == "identify" and isinstance((message.traits or {}).get("email"), str):
-        raw["type"], raw["traits"] = "identify", person_traits(message.traits or {})
+    elif kind == "identify" and isinstance(traits.get("email"), str):
+        raw["type"], raw["traits"] = "identify", person_traits(traits)
     else:
         raw["name"] = clean_text(message.event if kind == "track" else kind, rules.MAX_NAME)
         if kind in ("page", "screen") and message.name:
