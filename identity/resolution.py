@@ -2,10 +2,11 @@
 
 A lead's keys are computed from its decrypted traits (``identity.matchkeys``), keyed by
 HMAC (``PersonalData.match_index``) and stored whole in place of the old ones, whenever
-an identification creates the lead or changes its traits. Leads whose keys are missing
-or of an older normaliser version (created before this feature, or after a crash
-between the two writes) are found and keyed by ``backfill``: run at every server start,
-and by ``ashiato leads match-keys``.
+an identification creates the lead or changes its traits. A trait update deletes the
+lead's keys in its own transaction, so a lead's keys are current or absent. Leads
+without keys of the current normaliser version (created before this feature, or left
+so by a crash between the two writes) are keyed by ``backfill``: run at every server
+start, and by ``ashiato leads match-keys``.
 """
 
 from __future__ import annotations

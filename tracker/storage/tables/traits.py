@@ -32,6 +32,10 @@ def update_lead_fields(
         *columns.values(), at, lead_id, *expected.values(),
     )  # fmt: skip
     if changed:
+        # Its 名寄せ match keys were computed from the old traits: gone with them, in this
+        # transaction, so a lead's keys are current or absent (absent ones are computed
+        # again: identity.resolution).
+        yield run("DELETE FROM match_keys WHERE lead_id = ?", lead_id)
         yield from record_change(lead_id, "updated", at, {"lead": lead_id})
     return bool(changed)
 
