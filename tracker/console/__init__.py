@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute, Route
 from tracker.console import access, auth, home, legal, records, sites, users
 
 ASSETS = {"console.css": "text/css; charset=utf-8",
-          "console.js": "application/javascript; charset=utf-8"}  # fmt: skip
+          "console.js": "application/javascript; charset=utf-8",
+          "icon.svg": "image/svg+xml"}  # fmt: skip
 GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
 
 

@@ -10,7 +10,6 @@ from starlette.responses import RedirectResponse, Response
 from tracker.cli.sites import snippet
 from tracker.console.web import Console, page
 from tracker.errors import NotFound
-from tracker.settings import Settings
 from tracker.sites import create_site, edit_site
 from tracker.storage.records import CONSENT_MODES, IDENTIFY_POLICIES, Site
 
@@ -21,11 +20,19 @@ def origins_of(text: str) -> list[str]:
     return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
 
 
-def site_csp(settings: Settings) -> str:
+def tag_url(console: Console) -> str:
+    """Where browsers load the tag: ``ASHIATO_PUBLIC_URL``'s, or else this server as
+    the console was reached (``make run PORT=…`` on any port)."""
+    if console.services.settings.public_url:
+        return console.services.settings.tag_url
+    return str(console.request.base_url).rstrip("/") + "/t.js"
+
+
+def site_csp(url: str) -> str:
     """What the site's own Content-Security-Policy must allow for the tag: the tag's
     origin for scripts, beacons and the pixel (plus the inline stub, by nonce or by
     loading ``/s.js`` instead)."""
-    parts = urlsplit(settings.tag_url)
+    parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
     return (
         f"script-src 'self' {origin} 'nonce-{{NONCE}}'; connect-src 'self' {origin}; "
@@ -81,9 +88,9 @@ async def site_page(console: Console) -> Response:
 def _site_view(
     console: Console, site: Site, *, secret: str | None, created: bool, saved: bool = False
 ) -> Response:
-    settings = console.services.settings
+    url = tag_url(console)
     return console.render(
-        "site.html", site=site, snippet=snippet(site, settings.tag_url), csp=site_csp(settings),
+        "site.html", site=site, snippet=snippet(site, url), csp=site_csp(url),
         secret=secret, created=created, saved=saved, consent_modes=CONSENT_MODES,
         identify_policies=IDENTIFY_POLICIES, forms=FORMS,
     )  # fmt: skip
