@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,12 +34,12 @@ def seed_lead(dep: Deployment, email: str) -> None:
                          policy="privacy-2026-04")  # fmt: skip
     assert dep.post(consent).status_code == 204
     assert dep.post(dep.beacon(vid=vid, title="料金プラン")).status_code == 204
-    identify = dep.beacon(vid=vid, type="identify", form="contact",
-                          traits={"email": email, "name": "山田 太郎", "company": "足あと商事"})  # fmt: skip
+    traits = {"email": email, "name": "山田 太郎", "company": "足あと商事"}
+    identify = dep.beacon(vid=vid, type="identify", form="contact", traits=traits)
     assert dep.post(identify).status_code == 204
 
 
-def test_legal_exports_erases_and_verifies_the_audit_chain(browser, dep: Deployment) -> None:  # type: ignore[no-untyped-def]
+def test_legal_exports_erases_and_verifies_the_audit_chain(browser: Any, dep: Deployment) -> None:
     email = f"hanako.{secrets.token_hex(3)}@example.jp"
     seed_lead(dep, email)
     legal = Watched(browser, dep.url)
@@ -168,7 +169,7 @@ def test_admin_creates_a_site_a_key_and_a_webhook_and_sees_its_delivery(
         httpd.shutdown()
 
 
-def test_marketing_is_refused_legal_and_admin_pages(browser, dep: Deployment) -> None:  # type: ignore[no-untyped-def]
+def test_marketing_is_refused_legal_and_admin_pages(browser: Any, dep: Deployment) -> None:
     marketing = Watched(browser, dep.url)
     try:
         marketing.sign_in("marketing@example.jp")

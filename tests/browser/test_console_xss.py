@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -61,7 +62,7 @@ def seed(dep: Deployment) -> tuple[str, str]:
     return site["site_key"], vid
 
 
-def test_no_hostile_value_runs_on_any_page(browser, dep: Deployment) -> None:  # type: ignore[no-untyped-def]
+def test_no_hostile_value_runs_on_any_page(browser: Any, dep: Deployment) -> None:
     site_key, vid = seed(dep)
     legal = Watched(browser, dep.url)
     admin = Watched(browser, dep.url)
