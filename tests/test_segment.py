@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import secrets
 import time
 import uuid
@@ -16,11 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
 from tests.conftest import Deployment, make_deployment
 from tests.servers import cli_json, with_store
+from tests.test_hostile_property import JSONISH, PROPERTY
 from tracker.storage.records import Event
 
 PAGE = "https://www.example.co.jp/pricing"
@@ -262,3 +266,48 @@ def test_too_many_messages_get_429_with_retry_after(tmp_path: Path) -> None:
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
     assert limited.json()["code"] == "rate_limited"
+
+
+SEGMENT_FIELDS = (
+    *("type", "anonymousId", "userId", "previousId", "groupId", "messageId", "event"),
+    *("name", "properties", "traits", "context", "timestamp", "sentAt"),
+)
+CONTEXT = st.fixed_dictionaries(
+    {},
+    optional={
+        "ip": st.ip_addresses().map(str) | st.text(max_size=20),
+        "userAgent": st.text(max_size=60),
+        "page": st.fixed_dictionaries({"url": st.text(max_size=60)}),
+        "traits": st.fixed_dictionaries({"email": st.emails()}),
+        "consent": st.fixed_dictionaries(
+            {"categoryPreferences": st.dictionaries(st.text(max_size=20), JSONISH, max_size=4)}
+        ),
+        "consentManagement": st.fixed_dictionaries({"allowedConsentIds": st.lists(JSONISH)}),
+    },
+)
+PLAUSIBLE = {
+    "type": st.sampled_from(["identify", "track", "page", "screen", "group", "alias", "x"]),
+    "anonymousId": st.uuids().map(str) | st.text(max_size=40),
+    "userId": st.text(max_size=40) | st.integers(),
+    "traits": st.fixed_dictionaries({"email": st.emails() | st.text(max_size=30)}),
+    "context": CONTEXT,
+    "timestamp": st.datetimes().map(lambda d: d.isoformat()) | st.text(max_size=30),
+}
+MESSAGE = st.fixed_dictionaries(
+    {}, optional={f: PLAUSIBLE.get(f, JSONISH) | JSONISH for f in SEGMENT_FIELDS}
+)
+BATCH_EXTRA = st.dictionaries(st.sampled_from(["sentAt", "context", "writeKey"]), JSONISH)
+
+
+@given(messages=st.lists(MESSAGE, max_size=5), batch_extra=BATCH_EXTRA)
+@settings(PROPERTY, max_examples=40)
+def test_whatever_a_sender_sends_is_answered_without_a_5xx(
+    senders: Senders, messages: list[dict[str, Any]], batch_extra: dict[str, Any]
+) -> None:
+    body = json.dumps({"batch": messages} | batch_extra).encode()
+    batch = senders.post("/v1/batch", body)
+    assert batch.status_code in (200, 400, 413), batch.text
+    single = senders.post("/v1/track", json.dumps(messages[0] if messages else {}).encode())
+    assert single.status_code in (200, 400, 413), single.text
+    for answer in (batch, single):
+        assert answer.json() == {"success": True} or set(answer.json()) == {"code", "message"}
