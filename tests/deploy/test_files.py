@@ -101,7 +101,7 @@ def test_env_example_covers_every_setting_and_holds_no_key() -> None:
     assert values.get("ASHIATO_MASTER_KEY", "") == ""
     # One format for systemd's EnvironmentFile=, compose's env_file: and ashiato's reader.
     for key, value in values.items():
-        assert re.fullmatch(r"ASHIATO_[A-Z_]+", key), key
+        assert re.fullmatch(r"ASHIATO_[A-Z0-9_]+", key), key
         assert not re.search(r"[\"'#\s]", value), f"{key}: no quotes, spaces or comments"
     settings = Settings.from_env({}, env_file=DEPLOY / "ashiato.env.example")
     assert settings.dev is False
