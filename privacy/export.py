@@ -66,6 +66,7 @@ async def bundle(
                 "marketing": r.marketing,
                 "policy_version": r.policy_version,
                 "source": r.source,
+                "signal": r.signal,
                 "at": r.at,
             }
             for r in await store.consent_receipts_of(vids)
