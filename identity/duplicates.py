@@ -11,7 +11,7 @@ of it and share none.
   same company email domain;
 * ``possible``: the same name only (同姓同名, or someone who changed jobs), the same
   reading with names written differently (an IME slip: 伊藤/伊東), or the same company
-  when no name says otherwise.
+  name when no name says otherwise (the same email domain alone is every colleague).
 
 Different people at one company (their names differ) are not proposed at all. A pair
 marked "not the same" stays dismissed, also once either lead is merged into another
@@ -31,7 +31,8 @@ from tracker.storage.records import MatchCandidates
 
 MAX_MERGE_DEPTH = 64
 PAIRING_KINDS = (Kind.EMAIL, Kind.PHONE, Kind.NAME, Kind.KANA, Kind.COMPANY)
-"""Kinds a pair is found by (an email domain alone is every colleague: it only adds)."""
+"""Kinds a pair is found by, strongest first (an email domain alone is every colleague:
+it only adds to a pair found by another kind)."""
 
 
 class Confidence(enum.StrEnum):
@@ -79,9 +80,19 @@ def judge(matched: Set[str], differs: Set[str]) -> Confidence | None:
         return Confidence.POSSIBLE if names_differ else Confidence.CERTAIN
     if same_name:
         return Confidence.LIKELY if same_company else Confidence.POSSIBLE
-    if Kind.KANA in matched or (same_company and not names_differ):
-        return Confidence.POSSIBLE
+    if Kind.KANA in matched or (Kind.COMPANY in matched and same_company and not names_differ):
+        return Confidence.POSSIBLE  # (the same email domain alone: every colleague)
     return None
+
+
+def pairing_kinds(least: Confidence) -> tuple[Kind, ...]:
+    """The kinds a pair at least ``least`` sure must share one of (by ``judge``): an
+    email or a phone for ``certain``, also a name or reading for ``likely``."""
+    if least is Confidence.CERTAIN:
+        return PAIRING_KINDS[:2]
+    if least is Confidence.LIKELY:
+        return PAIRING_KINDS[:4]
+    return PAIRING_KINDS
 
 
 def suggest(found: MatchCandidates, *, least: Confidence = Confidence.POSSIBLE) -> list[Suggestion]:

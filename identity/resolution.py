@@ -82,7 +82,7 @@ class Resolution:
 
     async def suggestions(self, *, least: Confidence = Confidence.POSSIBLE) -> list[Suggestion]:
         found = await self.store.match_candidates(
-            [k.value for k in duplicates.PAIRING_KINDS],
+            [k.value for k in duplicates.pairing_kinds(least)],
             max_shared=MAX_SHARED,
             limit=MAX_CANDIDATES,
         )

@@ -266,3 +266,21 @@ def test_match_keys_hold_no_readable_value(env: Env, backend: str) -> None:
     raw = b"".join(p.read_bytes() for p in (db, db.with_name("ashiato.db-wal")) if p.exists())
     for plain in ("渡辺澄子", "+81669998888", "かなりあ", "canary"):
         assert plain.encode() not in raw, plain
+
+
+def test_strong_kinds_are_never_crowded_out_by_weak_ones(env: Env) -> None:
+    for _ in range(2):
+        company = f"株式会社{unique('crowd')}"
+        env.identify(f"x@{unique('c')}.example.jp", company=company)
+        env.identify(f"y@{unique('c')}.example.jp", company=company)
+    phone_pair(env)
+
+    async def candidates(store: Store, kinds: list[str], limit: int) -> set[tuple[str, str]]:
+        return set((await store.match_candidates(kinds, max_shared=50, limit=limit)).pairs)
+
+    url = env.dep.database_url
+    phones = with_store(url, partial(candidates, kinds=["phone"], limit=10**6))
+    both = with_store(url, partial(candidates, kinds=["phone", "company"], limit=len(phones)))
+    assert both == phones
+    more = with_store(url, partial(candidates, kinds=["phone", "company"], limit=10**6))
+    assert len(more) >= len(phones) + 2

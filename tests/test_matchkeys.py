@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from identity import matchkeys
-from identity.duplicates import Confidence, compare, judge, suggest
+from identity.duplicates import Confidence, compare, judge, pairing_kinds, suggest
 from identity.matchkeys import Kind, company_key, email_key, match_values, name_keys, phone_key
 from privacy.crypto.primitives import blind_index, match_index, match_index_key
 from privacy.personal import Person
@@ -545,3 +545,18 @@ def test_least_confidence_filters() -> None:
 
 def test_the_version_is_an_int() -> None:
     assert isinstance(matchkeys.VERSION, int)
+
+
+def test_pairing_kinds_find_every_pair_judge_would_list() -> None:
+    """Every combination of matching and differing kinds: a pair at least ``least`` sure
+    always shares a kind ``pairing_kinds(least)`` looks for pairs by."""
+    kinds = list(Kind)
+    for bits in range(3 ** len(kinds)):
+        matched, differs, n = set(), set(), bits
+        for kind in kinds:
+            n, state = divmod(n, 3)
+            (matched if state == 1 else differs if state == 2 else set()).add(kind.value)
+        found = judge(matched, differs)
+        for least in Confidence:
+            if found is not None and found.rank <= least.rank:
+                assert matched & {k.value for k in pairing_kinds(least)}, (matched, differs)

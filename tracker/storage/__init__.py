@@ -191,7 +191,8 @@ class Store(Protocol):
     async def match_candidates(
         self, kinds: Sequence[str], *, max_shared: int, limit: int
     ) -> MatchCandidates:
-        """Pairs sharing a key of ``kinds`` (one held by at most ``max_shared`` leads)."""
+        """Pairs sharing a key of ``kinds`` (one held by at most ``max_shared`` leads),
+        kind by kind in the order given, at most ``limit``."""
 
     async def dismiss_pair(self, lead_a: str, lead_b: str, *, actor: str, at: int) -> bool:
         """Mark the pair "not the same" (kept); False if either lead does not exist."""

@@ -55,17 +55,23 @@ def count_without_keys(version: int) -> Script[int]:
 
 
 def match_candidates(kinds: Sequence[str], max_shared: int, limit: int) -> Script[MatchCandidates]:
-    """Pairs of leads sharing a key of ``kinds`` held by at most ``max_shared`` leads (a
-    key nearly everyone has, such as a big company's name, proposes no pair by itself)."""
-    found = yield rows(
-        "SELECT a.lead_id, b.lead_id FROM (SELECT kind, value FROM match_keys WHERE kind IN ?"
-        " GROUP BY kind, value HAVING COUNT(*) BETWEEN 2 AND ?) g"
-        " JOIN match_keys a ON a.kind = g.kind AND a.value = g.value"
-        " JOIN match_keys b ON b.kind = g.kind AND b.value = g.value AND b.lead_id > a.lead_id"
-        " ORDER BY a.lead_id, b.lead_id LIMIT ?",
-        list(kinds), max_shared, limit,
-    )  # fmt: skip
-    pairs = list(dict.fromkeys((str(a), str(b)) for a, b in found))
+    """Pairs of leads sharing a key of ``kinds``, kind by kind in the order given, at most
+    ``limit`` (so the kinds named first are never crowded out), each key held by at most
+    ``max_shared`` leads (a key nearly everyone has, such as a big company's name,
+    proposes no pair by itself)."""
+    pairs: dict[tuple[str, str], None] = {}
+    for kind in kinds:
+        if len(pairs) >= limit:
+            break
+        found = yield rows(
+            "SELECT a.lead_id, b.lead_id FROM (SELECT value FROM match_keys WHERE kind = ?"
+            " GROUP BY value HAVING COUNT(*) BETWEEN 2 AND ?) g"
+            " JOIN match_keys a ON a.kind = ? AND a.value = g.value"
+            " JOIN match_keys b ON b.kind = ? AND b.value = g.value AND b.lead_id > a.lead_id"
+            " LIMIT ?",
+            kind, max_shared, kind, kind, limit - len(pairs),
+        )  # fmt: skip
+        pairs.update(((str(a), str(b)), None) for a, b in found)
     merged = yield rows("SELECT id, merged_into FROM leads WHERE merged_into IS NOT NULL")
     ids = sorted({i for pair in pairs for i in pair} | {str(i) for r in merged for i in r})
     leads: dict[str, tuple[str | None, int]] = {}
@@ -79,7 +85,7 @@ def match_candidates(kinds: Sequence[str], max_shared: int, limit: int) -> Scrip
                                               " WHERE lead_id IN ?", chunk)):  # fmt: skip
             keys.append((lead_id, kind, bytes(key)))
     dismissed = yield rows("SELECT lead_a, lead_b FROM duplicate_dismissals")
-    return MatchCandidates(pairs, leads, keys, [(str(a), str(b)) for a, b in dismissed])
+    return MatchCandidates(list(pairs), leads, keys, [(str(a), str(b)) for a, b in dismissed])
 
 
 def dismiss_pair(lead_a: str, lead_b: str, actor: str, at: int) -> Script[bool]:
