@@ -11,8 +11,10 @@ from privacy import consent, tcf
 from tests.tcf_strings import tc_string
 from tracker import pipeline, useragent
 from tracker.beacon import validate
+from tracker.cli.sites import snippet
 from tracker.errors import Invalid
 from tracker.http_errors import BadRequest
+from tracker.sites import check_cmp
 from tracker.storage.records import DEFAULT_CMP_MAPPING, ConsentReceipt, Site, SiteSettings
 
 VID = "a" * 32
@@ -128,3 +130,29 @@ def test_a_signal_belongs_only_to_a_consent_beacon() -> None:
     with pytest.raises(BadRequest):
         validate(beacon(type="pageview", url="https://www.example.co.jp/", source="gcm",
                         signal="analytics_storage=granted"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"signals": ("onetrust",)}, "cmp must be one of tcf, gcm"),
+        ({"tcf_analytics": ("25",)}, "TCF analytics purposes"),
+        ({"tcf_marketing": ()}, "TCF marketing purposes"),
+        ({"gcm_analytics": ("Analytics Storage",)}, "Consent Mode analytics"),
+    ],
+)
+def test_a_site_mapping_that_could_not_grant_is_refused(
+    mapping: dict[str, tuple[str, ...]], message: str
+) -> None:
+    with pytest.raises(Invalid) as caught:
+        check_cmp(dataclasses.replace(DEFAULT_CMP_MAPPING, **mapping))  # type: ignore[arg-type]
+    assert message in caught.value.message
+
+
+def test_the_snippet_carries_the_adapter_and_its_mapping() -> None:
+    mapping = check_cmp(dataclasses.replace(DEFAULT_CMP_MAPPING, signals=("tcf", "tcf")))
+    site = dataclasses.replace(SITE, settings=SiteSettings(cmp=mapping))
+    text = snippet(site, "https://t.example.co.jp/t.js")
+    adapter = '<script async src="https://t.example.co.jp/cmp.js" data-tcf-analytics="1,8"'
+    assert text.endswith(f'{adapter} data-tcf-marketing="1,3,5"></script>')
+    assert "cmp.js" not in snippet(SITE, "https://t.example.co.jp/t.js")
