@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 
 from privacy import consent, tcf
+from tests.conftest import Deployment
+from tests.servers import cli_json, run_cli, with_store
 from tests.tcf_strings import tc_string
 from tracker import pipeline, useragent
 from tracker.beacon import validate
@@ -156,3 +158,19 @@ def test_the_snippet_carries_the_adapter_and_its_mapping() -> None:
     adapter = '<script async src="https://t.example.co.jp/cmp.js" data-tcf-analytics="1,8"'
     assert text.endswith(f'{adapter} data-tcf-marketing="1,3,5"></script>')
     assert "cmp.js" not in snippet(SITE, "https://t.example.co.jp/t.js")
+
+
+def test_site_cmp_changes_the_mapping_audited_and_prints_the_snippet(
+    deployment: Deployment,
+) -> None:
+    env, key = deployment.env, deployment.site_key
+    changed = cli_json(env, "site", "cmp", key, "--cmp", "gcm", "--gcm-marketing", "ad_storage")
+    assert changed["cmp"]["signals"] == ["gcm"]
+    assert 'data-gcm-marketing="ad_storage"></script>' in changed["snippet"]
+    listed = cli_json(env, "site", "list")["sites"]
+    assert [s["cmp"]["gcm_marketing"] for s in listed if s["site_key"] == key] == [["ad_storage"]]
+    rows = with_store(deployment.database_url, lambda s: s.audit_page(after=0, limit=1000))
+    assert [r.detail for r in rows if r.action == "site.cmp"][-1] == {"signals": ["gcm"]}
+    refused = run_cli(env, "site", "cmp", key, "--tcf-analytics", "99", check=False)
+    assert refused.returncode == 2
+    assert "TCF analytics purposes" in refused.stderr

@@ -144,6 +144,14 @@ _TCF_PURPOSE = re.compile(r"p?([1-9]|1[0-9]|2[0-4])")
 _GCM_TYPE = re.compile(r"[a-z][a-z_]{0,39}")
 
 
+async def set_cmp(store: Store, site: Site, cmp: CmpMapping) -> Site:
+    """Replace the site's CMP setting (checked as at creation)."""
+    settings = dataclasses.replace(site.settings, cmp=check_cmp(cmp))
+    changed = dataclasses.replace(site, settings=settings)
+    await store.update_site(changed)
+    return changed
+
+
 def check_cmp(cmp: CmpMapping) -> CmpMapping:
     """Known signals; TCF purposes 1 to 24 (``p`` for the publisher's); Consent Mode
     type names. An empty list would never grant: refused."""

@@ -9,7 +9,7 @@ from privacy.consent import CMP_SOURCES
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts, with_store
 from tracker.errors import NotFound
 from tracker.settings import Settings
-from tracker.sites import create_site
+from tracker.sites import create_site, set_cmp
 from tracker.storage import Store
 from tracker.storage.records import (
     CONSENT_MODES,
@@ -72,6 +72,13 @@ def register(commands: Subparsers) -> None:
     rotate.add_argument("site_key")
     json_flag(rotate)
     rotate.set_defaults(run=cmd_site_write_key)
+    cmp = site_commands.add_parser(
+        "cmp", help="set the CMP the tag reads and its mapping; prints the new snippet"
+    )
+    cmp.add_argument("site_key")
+    cmp_options(cmp)
+    json_flag(cmp)
+    cmp.set_defaults(run=cmd_site_cmp)
     listing = site_commands.add_parser("list", help="list sites")
     json_flag(listing)
     listing.set_defaults(run=cmd_site_list)
@@ -188,6 +195,26 @@ def cmd_site_write_key(args: argparse.Namespace, settings: Settings) -> int:
     emit(args, {"site_key": args.site_key, "write_key": write_key},
          f"new write key for {args.site_key} (shown only now; the old one stops working):\n"
          f"{write_key}")  # fmt: skip
+    return 0
+
+
+def cmd_site_cmp(args: argparse.Namespace, settings: Settings) -> int:
+    """Replace the site's CMP setting (no --cmp: no adapter); consent administration,
+    so it is audited."""
+
+    async def work(parts: Parts) -> Site:
+        site = next((s for s in await parts.store.list_sites() if s.key == args.site_key), None)
+        if site is None:
+            raise NotFound(f"no site with key {args.site_key!r}")
+        changed = await set_cmp(parts.store, site, cmp_mapping(args))
+        await parts.audit.record("cli", "site.cmp", f"site:{site.key}",
+                                 {"signals": list(changed.settings.cmp.signals)})  # fmt: skip
+        return changed
+
+    site = with_parts(settings, work)
+    data = site_json(site) | {"snippet": snippet(site, settings.tag_url)}
+    emit(args, data, f"CMP setting of {site.key} changed; paste the new snippet:\n"
+                     f"{data['snippet']}")  # fmt: skip
     return 0
 
 
