@@ -55,6 +55,10 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; \
 	fi
+	@# A Japanese font, so the console's screenshots (test artifacts) are legible.
+	@if [ "$$(id -u)" = 0 ] && ! fc-list 2>/dev/null | grep -qi "IPAGothic\|Noto Sans CJK"; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-ipafont-gothic || true; \
+	fi
 
 ## proxies: Caddy and nginx for the deployment tests (deploy/ is run for real on loopback)
 proxies:
