@@ -3,8 +3,9 @@
 For each recipient the notice names what is sent (from the enumerated ``ITEMS``, never
 "…等"), the recipient (legal and service name), the purposes (``PURPOSES``) and how to
 opt out. ashiato's own entry is generated from the beacon schema the collector validates
-(``tracker.beacon.FIELDS``) and what every request carries (address, user agent), so a
-field the tag starts to send without a line here fails a test before it ships. Other
+(``tracker.beacon.FIELDS``), what every request carries (address, user agent) and the
+event columns the collector stores, so a field the tag starts to send (or a column the
+collector starts to keep) without a line here fails a test before it ships. Other
 recipients are registered per site; every change is audited and the notice is
 versioned: the site's policy version, and a revision counting the changes.
 """
@@ -23,6 +24,7 @@ from tracker.beacon import FIELDS
 from tracker.errors import Invalid, NotFound
 from tracker.storage import Store
 from tracker.storage.records import DisclosureRecipient, Site
+from tracker.storage.rows import EVENT_COLUMN_NAMES
 
 LANGUAGES = ("ja", "en")
 
@@ -93,6 +95,16 @@ FIELD_ITEMS: dict[str, str] = {
 """Each beacon field -> the item it sends (a test checks every field has one)."""
 REQUEST_ITEMS = ("ip_address", "user_agent")
 """What every request to the collector carries besides the beacon."""
+STORED_ITEMS: dict[str, str] = {
+    "site_id": "site_id", "type": "event", "vid": "visitor_id", "sid": "session_id",
+    "at": "time", "url": "page_url", "referrer": "referrer", "title": "page_title",
+    "name": "event", "props": "event_properties", "utm_source": "page_url",
+    "utm_medium": "page_url", "utm_campaign": "page_url", "utm_term": "page_url",
+    "utm_content": "page_url", "click_ids": "page_url", "browser": "user_agent",
+    "browser_version": "user_agent", "os": "user_agent", "os_version": "user_agent",
+    "device": "user_agent", "ip": "ip_address",
+}  # fmt: skip
+"""Each stored event column -> the item it comes from (a test checks every column)."""
 ASHIATO_PURPOSES = ("analytics", "marketing", "consent_records", "security")
 MAX_NAME = 200
 
@@ -127,7 +139,8 @@ class Notice:
 
     def ashiato(self) -> dict[str, Any]:
         operator = next(iter(self.current("operator")), None)
-        items = dict.fromkeys([FIELD_ITEMS[f] for f in FIELDS] + list(REQUEST_ITEMS))
+        sent = [FIELD_ITEMS[f] for f in FIELDS] + list(REQUEST_ITEMS)
+        items = dict.fromkeys(sent + [STORED_ITEMS[c] for c in EVENT_COLUMN_NAMES])
         return {
             "id": "ashiato",
             "legal_name": operator.legal_name if operator else self.site.name,

@@ -11,6 +11,7 @@ from privacy import disclosure
 from tests.conftest import Deployment
 from tests.servers import cli_json, run_cli, with_store
 from tracker import beacon
+from tracker.storage.rows import EVENT_COLUMN_NAMES
 
 
 def test_every_beacon_field_names_an_item_and_no_label_says_etc() -> None:
@@ -18,6 +19,7 @@ def test_every_beacon_field_names_an_item_and_no_label_says_etc() -> None:
     assert set(disclosure.FIELD_ITEMS.values()) | set(disclosure.REQUEST_ITEMS) <= set(
         disclosure.ITEMS
     )
+    assert set(disclosure.STORED_ITEMS) == set(EVENT_COLUMN_NAMES)
     labels = [ja for ja, _ in (*disclosure.ITEMS.values(), *disclosure.PURPOSES.values())]
     assert not [label for label in labels if "等" in label or "など" in label]
 
