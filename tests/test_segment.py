@@ -220,6 +220,7 @@ def test_rudderstack_gzip_batches_with_every_message_type(senders: Senders) -> N
         ("pageview", None), ("event", "screen"), ("event", "group"), ("event", "Clicked"),
     ]  # fmt: skip
     assert stored[0].utm_source == "mail"
+    assert stored[0].props == {"name": "Home"}  # the URL is the event's own, not a prop
     assert stored[1].props == {"name": "Dashboard"}
     assert stored[2].props == {"group_id": "acme"}
     assert stored[0].device == "server"

@@ -153,6 +153,8 @@ def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid
     }  # fmt: skip
     if kind == "page" and url:
         raw["type"] = "pageview"
+        for field in ("url", "referrer", "title"):  # they have columns of their own
+            props.pop(field, None)
     elif kind == "identify" and isinstance(traits.get("email"), str):
         raw["type"], raw["traits"] = "identify", person_traits(traits)
     else:
