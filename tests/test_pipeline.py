@@ -147,3 +147,25 @@ def test_visitor_clock_keeps_the_browsers_order_despite_network_jitter() -> None
     assert clock.order("v", ts=None, at=3, now=3) == 3
     clock.order("x", ts=1, at=1, now=1)  # two generations of one: "v" is forgotten
     assert clock.order("v", ts=1, at=5, now=5) == 5
+
+
+def test_visitor_clock_stays_within_its_byte_bound() -> None:
+    import secrets
+    import tracemalloc
+
+    from tracker.ordering import CLOCK_BYTES, VisitorClock
+
+    tracemalloc.start()
+    try:
+        clock = VisitorClock()
+        for i in range(200_000):  # eight times what it holds: generations come and go
+            now = 1_764_000_000_000 + i
+            clock.order(secrets.token_hex(16), ts=now - 500, at=now, now=now)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= CLOCK_BYTES, f"the clock peaked at {peak / 2**20:.1f} MiB"
+    # It still remembers the latest visitors.
+    vid = secrets.token_hex(16)
+    first = clock.order(vid, ts=1_000, at=10_050, now=10_050)
+    assert clock.order(vid, ts=1_040, at=10_030, now=10_100) == first + 40
