@@ -67,13 +67,15 @@ async def run(settings: Settings, n: int) -> None:
     rng = random.Random(7)
     people: list[Person] = []
     planted: list[tuple[int, int]] = []
+    originals: list[int] = []
     for i in range(n):
         if i > 10 and rng.random() < 0.05:
-            j = rng.randrange(i)
+            j = rng.choice(originals)
             people.append(variant(people[j], i, rng))
             planted.append((j, i))
         else:
             people.append(person(i, rng))
+            originals.append(i)
     started = time.perf_counter()
     for p in people[:2000]:
         for kind, value in matchkeys.match_values(p):
