@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import threading
 from pathlib import Path
@@ -81,3 +83,52 @@ def test_sigterm_flushes_queued_events_before_exit(backend: str, tmp_path: Path)
     assert results == [204] * len(beacons)
     assert stored_vids(dep) == {b["vid"] for b in beacons}
     assert '"flushed_events"' in dep.server.logs()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (uvicorn's workers under its supervisor)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def test_two_sqlite_workers_lose_nothing_across_sigkill(tmp_path: Path) -> None:
+    # Two server processes on one SQLite file (each its own writer; SQLite's lock takes
+    # their commits in turn). The whole group is killed under load, as a power cut would.
+    dep = make_deployment(tmp_path, backend="sqlite")
+    dep.server.args = ("--workers", "2")
+    acked: set[str] = set()
+    dep.server.start()
+    supervisor = dep.server.process
+    assert supervisor is not None
+    wait_until(lambda: len(descendants(supervisor.pid)) >= 2, what="two workers")
+    workers = descendants(supervisor.pid)
+    killed = threading.Event()
+
+    def kill_under_load(server: Server = dep.server) -> None:
+        try:
+            wait_until(lambda: len(acked) > 400, what="the load", timeout=30)
+        finally:
+            assert server.process is not None
+            for pid in [server.process.pid, *workers]:
+                signal_quietly(pid, signal.SIGKILL)
+            server.process.wait()
+            killed.set()
+
+    threading.Thread(target=kill_under_load).start()
+    asyncio.run(load(dep, workers=24, stop=killed.is_set, acked=acked))
+    assert len(acked) > 200, "the load never got going"
+    dep.server.process = None
+    dep.server.args = ()
+    dep.server.start()  # recovery: the WAL is replayed
+    dep.server.stop()
+    missing = acked - stored_vids(dep)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged events lost"
+
+
+def signal_quietly(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # a worker may already be gone
+        os.kill(pid, sig)
