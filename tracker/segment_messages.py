@@ -151,6 +151,8 @@ def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid
         "title": clean_text(props.get("title") or page.title, rules.MAX_TITLE),
         "ts": epoch_ms(message.timestamp), "sent": epoch_ms(message.sent_at or sent_at),
     }  # fmt: skip
+    if kind in ("page", "screen") and message.name:
+        props["name"] = message.name
     if kind == "page" and url:
         raw["type"] = "pageview"
         for field in ("url", "referrer", "title"):  # they have columns of their own
@@ -159,8 +161,6 @@ def _beacon(message: Message, kind: str, context: Context, *, site_key: str, vid
         raw["type"], raw["traits"] = "identify", person_traits(traits)
     else:
         raw["name"] = clean_text(message.event if kind == "track" else kind, rules.MAX_NAME)
-        if kind in ("page", "screen") and message.name:
-            props["name"] = message.name
         if kind == "group" and message.group_id not in (None, ""):
             props["group_id"] = str(message.group_id)
     raw["props"] = flat_props(props) or None
