@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import secrets
 import time
@@ -312,3 +313,12 @@ def test_whatever_a_sender_sends_is_answered_without_a_5xx(
     assert single.status_code in (200, 400, 413), single.text
     for answer in (batch, single):
         assert answer.json() == {"success": True} or set(answer.json()) == {"code", "message"}
+
+
+@pytest.mark.sqlite_only("reads the database files")
+def test_write_keys_are_not_stored_in_plaintext(senders: Senders) -> None:
+    stored = b"".join(p.read_bytes() for p in senders.dep.tmp.glob("ashiato.db*"))
+    assert stored  # the files are there: the check below means something
+    for key in (senders.write_key, senders.eu_write_key, senders.dead_key):
+        assert key.encode() not in stored
+    assert hashlib.sha256(senders.write_key.encode()).digest() in stored
