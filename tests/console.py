@@ -3,18 +3,24 @@ form tokens, and the session row behind a cookie (to age it in the database)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 from tests.conftest import Deployment
 from tests.servers import with_store
+from tracker.console.accounts import Accounts
 from tracker.console.sessions import cookie_name, token_hash
+from tracker.settings import Settings
 from tracker.storage.records import ConsoleSession
+from tracker.wiring import open_parts
 
 COOKIE = cookie_name(False)  # the tests' servers answer plain http on 127.0.0.1
 PASSWORD = "correct horse battery staple"
@@ -31,6 +37,24 @@ def add_user(env: dict[str, str], email: str, role: str, password: str = PASSWOR
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return str(re.search(r'"id":"(u_[0-9a-f]+)"', done.stdout).group(1))  # type: ignore[union-attr]
+
+
+def add_users(env: dict[str, str], *users: tuple[str, str]) -> None:
+    """``(email, role)`` users with ``PASSWORD``, made in this process (the same
+    ``Accounts.add`` the CLI calls, without starting a process per user)."""
+
+    async def work() -> None:
+        parts = await open_parts(Settings.from_env(env), migrate=False)
+        try:
+            accounts = Accounts(parts.store, parts.personal, parts.vault)
+            for email, role in users:
+                await accounts.add(email, role, now=time.time_ns() // 1_000_000,
+                                   password=PASSWORD)  # fmt: skip
+        finally:
+            await parts.close()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API may run a loop here
+        pool.submit(asyncio.run, work()).result()
 
 
 def signin(

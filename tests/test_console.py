@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyotp
@@ -19,6 +20,7 @@ from tests.console import (
     COOKIE,
     PASSWORD,
     add_user,
+    add_users,
     age_session,
     csrf,
     post,
@@ -26,8 +28,9 @@ from tests.console import (
     signed_in,
     signin,
 )
-from tests.servers import cli_json, run_cli
+from tests.servers import cli_json, run_cli, with_store
 from tracker.console.sessions import ABSOLUTE_MS, IDLE_MS, REAUTH_MS
+from tracker.storage.records import Site
 
 LEGAL_PAGES = ("/admin/requests", "/admin/consent", "/admin/retention", "/admin/audit",
                "/admin/ledger")  # fmt: skip
@@ -38,8 +41,7 @@ ADMIN_PAGES = ("/admin/sites", "/admin/keys", "/admin/webhooks", "/admin/users")
 def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment = make_deployment(tmp_path_factory.mktemp("console"), backend="sqlite",
                                  ASHIATO_RATE_LIMIT_IP="0", **LOOPBACK_HOOKS)  # fmt: skip
-    for role in ("legal", "admin", "marketing"):
-        add_user(deployment.env, f"{role}@example.jp", role)
+    add_users(deployment.env, *((f"{r}@example.jp", r) for r in ("legal", "admin", "marketing")))
     deployment.server.start()
     yield deployment
     deployment.server.stop()
@@ -54,6 +56,22 @@ def new_lead(dep: Deployment, email: str) -> str:
                           traits={"email": email, "name": "Taro Yamada"})  # fmt: skip
     assert dep.post(identify).status_code == 204
     return vid
+
+
+def stored(dep: Deployment, method: str) -> list[Any]:
+    """What the server's database holds now (read directly: no CLI process to start)."""
+    found: list[Any] = with_store(dep.database_url, lambda store: getattr(store, method)())
+    return found
+
+
+def site_named(dep: Deployment, name: str) -> Site:
+    return next(s for s in stored(dep, "list_sites") if s.name == name)
+
+
+def user_of(dep: Deployment, client: httpx.Client) -> str:
+    session = session_of(dep, client)
+    assert session is not None
+    return session.user_id
 
 
 def now_ms() -> int:
@@ -76,7 +94,8 @@ def test_each_role_is_refused_the_others_pages_and_actions(dep: Deployment) -> N
                                     "role": "admin"}),
                   ("/admin/webhooks", {"url": "http://127.0.0.1:9/sneaky"})],
     }  # fmt: skip
-    keys_before = cli_json(dep.env, "apikey", "list")["keys"]
+    keys_before = stored(dep, "list_api_keys")
+    users_before = len(stored(dep, "console_users"))
     for role, client in clients.items():
         assert client.get("/admin/").status_code == 200
         assert client.get("/admin/account").status_code == 200
@@ -90,31 +109,31 @@ def test_each_role_is_refused_the_others_pages_and_actions(dep: Deployment) -> N
                     answer = post(client, path, data, token=token)
                     assert answer.status_code == 403, (role, path)
                     assert "Not allowed" in answer.text or "許可されていません" in answer.text
-    assert cli_json(dep.env, "apikey", "list")["keys"] == keys_before
-    assert "sneaky" not in str(cli_json(dep.env, "site", "list"))
-    assert "sneaky" not in str(cli_json(dep.env, "user", "list"))
-    assert cli_json(dep.env, "privacy", "requests")["requests"] == []
+    assert stored(dep, "list_api_keys") == keys_before
+    assert "sneaky" not in str(stored(dep, "list_sites"))
+    assert len(stored(dep, "console_users")) == users_before
+    assert stored(dep, "requests") == []
 
 
 def test_posts_without_the_sessions_form_token_change_nothing(dep: Deployment) -> None:
     admin = signed_in(dep.url, "admin@example.jp")
     other = signed_in(dep.url, "admin@example.jp")  # the same user, another session
     data = {"name": "forged", "scope": "read"}
-    before = cli_json(dep.env, "apikey", "list")["keys"]
+    before = stored(dep, "list_api_keys")
     assert admin.post("/admin/keys", data=data).status_code == 403
     assert post(admin, "/admin/keys", data, token="0" * 64).status_code == 403
     assert post(admin, "/admin/keys", data, token=csrf(other)).status_code == 403
     as_json = admin.post("/admin/keys", json={"csrf": csrf(admin)} | data)
     assert as_json.status_code == 403
-    assert cli_json(dep.env, "apikey", "list")["keys"] == before
+    assert stored(dep, "list_api_keys") == before
     created = post(admin, "/admin/keys", data)  # with its own token it works
     assert created.status_code == 200
     assert re.search(r"ak_[0-9a-f]{16}_", created.text)
 
 
 def test_signed_out_expired_and_ended_sessions_cannot_act(dep: Deployment) -> None:
-    add_user(dep.env, "sessions@example.jp", "admin")
-    before = len(cli_json(dep.env, "apikey", "list")["keys"])
+    add_user(dep.env, "sessions@example.jp", "admin")  # the CLI, --password-stdin
+    before = len(stored(dep, "list_api_keys"))
 
     def refused(client: httpx.Client, token: str) -> None:
         answer = client.post("/admin/keys", data={"csrf": token, "name": "late", "scope": "read"})
@@ -142,7 +161,7 @@ def test_signed_out_expired_and_ended_sessions_cannot_act(dep: Deployment) -> No
     token = csrf(second)
     assert post(first, "/admin/signout/everywhere", {}).status_code == 303
     refused(second, token)
-    assert len(cli_json(dep.env, "apikey", "list")["keys"]) == before
+    assert len(stored(dep, "list_api_keys")) == before
 
 
 def test_session_fixation_fails(dep: Deployment) -> None:
@@ -162,7 +181,7 @@ def test_session_fixation_fails(dep: Deployment) -> None:
 
 
 def test_sign_in_is_throttled_per_account(dep: Deployment) -> None:
-    add_user(dep.env, "throttled@example.jp", "marketing")
+    add_users(dep.env, ("throttled@example.jp", "marketing"))
     for _ in range(5):
         assert signin(dep.url, "throttled@example.jp", "wrong password!!")[1].status_code == 401
     client, answer = signin(dep.url, "throttled@example.jp")  # the right password, too late
@@ -201,8 +220,7 @@ def test_export_and_erase_need_a_recent_password_and_are_audited(dep: Deployment
     assert post(legal, f"{erase_page}/erase", {"confirm": subject}).status_code == 303
     gone = legal.get("/admin/consent", params={"q": email})
     assert gone.status_code == 404
-    user_id = next(u["id"] for u in cli_json(dep.env, "user", "list")["users"]
-                   if u["email"] == "legal@example.jp")  # fmt: skip
+    user_id = user_of(dep, legal)
     audit = legal.get("/admin/audit", params={"actor": f"user:{user_id}"}).text
     for action in ("privacy.export.received", "privacy.export", "privacy.erase",
                    "console.consent.read", "console.signin"):  # fmt: skip
@@ -212,8 +230,7 @@ def test_export_and_erase_need_a_recent_password_and_are_audited(dep: Deployment
 
 def test_two_factor_is_required_for_admin_and_legal_when_set(tmp_path: Path) -> None:
     dep = make_deployment(tmp_path, backend="sqlite", ASHIATO_CONSOLE_REQUIRE_2FA="true")
-    add_user(dep.env, "boss@example.jp", "admin")
-    add_user(dep.env, "seller@example.jp", "marketing")
+    add_users(dep.env, ("boss@example.jp", "admin"), ("seller@example.jp", "marketing"))
     dep.server.start()
     try:
         admin = signed_in(dep.url, "boss@example.jp")
@@ -251,3 +268,46 @@ def test_user_commands(dep: Deployment) -> None:
     assert "exists" in again.stderr
     bad = run_cli(dep.env, "user", "add", "x@example.jp", "--role", "root", check=False)
     assert bad.returncode == 2
+
+
+def test_admin_manages_users_keys_sites_and_webhooks(dep: Deployment) -> None:
+    admin = signed_in(dep.url, "admin@example.jp")
+    added = post(admin, "/admin/users", {"action": "add", "email": "temp@example.jp",
+                                         "role": "legal"})  # fmt: skip
+    password = re.search(r'id="one-time">([^<]+)<', added.text).group(1)  # type: ignore[union-attr]
+    temp = signed_in(dep.url, "temp@example.jp", password)
+    disabled = post(admin, "/admin/users", {"action": "disable", "user": user_of(dep, temp)})
+    assert disabled.status_code == 200
+    assert temp.get("/admin/").status_code == 303  # disabled: its session is over
+    assert signin(dep.url, "temp@example.jp", password)[1].status_code == 401
+    itself = post(admin, "/admin/users", {"action": "disable", "user": user_of(dep, admin)})
+    assert itself.status_code == 400
+
+    created = post(admin, "/admin/keys", {"name": "to revoke", "scope": "read"})
+    key = re.search(r'id="new-key">([^<]+)<', created.text).group(1)  # type: ignore[union-attr]
+    bearer = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{dep.url}/api/v1/leads", headers=bearer).status_code == 200
+    assert post(admin, f"/admin/keys/{key.split('_')[1]}/revoke", {}).status_code == 303
+    assert httpx.get(f"{dep.url}/api/v1/leads", headers=bearer).status_code == 401
+
+    new_site = post(admin, "/admin/sites", {"name": "edited", "origins": "https://e.example.test",
+                                            "consent": "notice"})  # fmt: skip
+    assert 'id="snippet"' in new_site.text
+    site = site_named(dep, "edited")
+    edited = post(admin, f"/admin/sites/{site.key}", {
+        "origins": "https://shop.example.test\nHTTPS://Shop.Example.test:443/",
+        "consent": "opt-in", "identify": "signed", "forms": "all"})  # fmt: skip
+    assert edited.status_code == 303
+    after = site_named(dep, "edited")
+    assert after.origins == ("https://shop.example.test",)
+    assert (after.consent_mode, after.settings.identify, after.settings.forms) == (
+        "opt-in", "signed", "all")  # fmt: skip
+    bad = {"origins": "ftp://nope", "consent": "notice", "identify": "any", "forms": "marked"}
+    refused = post(admin, f"/admin/sites/{site.key}", bad)
+    assert refused.status_code == 400
+    assert site_named(dep, "edited").origins == after.origins
+
+    made = post(admin, "/admin/webhooks", {"url": "http://127.0.0.1:9/hook"})
+    hook_id = re.search(r"/admin/webhooks/(wh_[0-9a-f]+)", made.text).group(1)  # type: ignore[union-attr]
+    assert post(admin, f"/admin/webhooks/{hook_id}/remove", {}).status_code == 303
+    assert admin.get(f"/admin/webhooks/{hook_id}").status_code == 404

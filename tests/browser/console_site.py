@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
-from tests.console import PASSWORD, add_user
+from tests.console import PASSWORD, add_users
 from tests.servers import CHROME_UA, ROOT, free_port
 
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "console"
@@ -51,8 +51,7 @@ class Receiver:
 def console_deployment(tmp: Path) -> Iterator[Deployment]:
     """A running server with a legal, an admin and a marketing user (``ROLE@example.jp``)."""
     dep = make_deployment(tmp, backend="sqlite", ASHIATO_RATE_LIMIT_IP="0", **LOOPBACK_HOOKS)
-    for role in ("legal", "admin", "marketing"):
-        add_user(dep.env, f"{role}@example.jp", role)
+    add_users(dep.env, *((f"{r}@example.jp", r) for r in ("legal", "admin", "marketing")))
     dep.server.start()
     yield dep
     dep.server.stop()
