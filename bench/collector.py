@@ -12,6 +12,11 @@ With ``--postgres`` (an admin URL; default the local server) the same load then 
 one collector on a fresh PostgreSQL database, and to two collectors (separate processes
 on their own ports, each loaded by its own wrk with half the connections) sharing one;
 each is reported with its ratio to the SQLite collector measured in the same run.
+
+With ``--scoring`` the collector runs twice more (every tenth page view from one of 500
+identified visitors), without rules and with a 20-rule scoring set, each as a share of
+the floor; with ``--rescore N`` N events are written and replayed under those rules
+(``ashiato scoring rescore``), timed. See ``bench/scoring.py``.
 """
 
 from __future__ import annotations
@@ -310,6 +315,10 @@ def main() -> int:
         help="also measure PostgreSQL: one collector, and two sharing a database (fresh "
         "databases are created and dropped through ADMIN_URL; default: the local server)",
     )
+    parser.add_argument("--scoring", action="store_true",
+                        help="also measure ingest with and without 20 scoring rules")  # fmt: skip
+    parser.add_argument("--rescore", type=int, default=0, metavar="N",
+                        help="also time rescoring N events (e.g. 1000000)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -342,6 +351,7 @@ def main() -> int:
                 )
                 report(figures)
                 postgres[f"postgresql-{count}"] = figures
+        scoring = run_scoring(workdir, lua, args, floor)
     ratio = collector.requests_per_s / floor.requests_per_s
     size = tag_size()
     print(f"\ncollector / floor: {ratio:.1%} of the floor's requests/s")
@@ -364,10 +374,43 @@ def main() -> int:
                     "postgresql": {k: asdict(v) for k, v in postgres.items()},
                     "checks": checks,
                     "tag": size,
+                    "scoring": scoring,
                 }
             )
         )
     return 0 if all(c["every_answered_event_stored"] for c in checks.values()) else 1
+
+
+def run_scoring(
+    workdir: Path, lua: str, args: argparse.Namespace, floor: Figures
+) -> dict[str, object]:
+    """``--scoring`` and ``--rescore N`` (``bench/scoring.py``), printed as they finish."""
+    from bench.scoring import bench_rescore, bench_with_rules
+
+    found: dict[str, object] = {}
+    if args.scoring:  # alternated, twice each: other load on the machine hits both alike
+        best: dict[bool, tuple[Figures, int]] = {}
+        for rules in (False, True, False, True):
+            figures, entries = bench_with_rules(workdir, lua, args, rules=rules, run=len(found))
+            found[f"run{len(found)}"] = asdict(figures) | {"ledger_entries": entries}
+            report(figures)
+            print(f"  {figures.requests_per_s / floor.requests_per_s:.1%} of the floor;"
+                  f" ledger entries written: {entries}", flush=True)  # fmt: skip
+            if rules not in best or figures.requests_per_s > best[rules][0].requests_per_s:
+                best[rules] = (figures, entries)
+        without, with_rules = (best[False][0].requests_per_s / floor.requests_per_s,
+                               best[True][0].requests_per_s / floor.requests_per_s)  # fmt: skip
+        found |= {"without_rules_share": without, "with_rules_share": with_rules}
+        print(f"scoring (best of two each): {without:.1%} of the floor without rules,"
+              f" {with_rules:.1%} with 20 rules: {with_rules / without:.1%} of the rate"
+              " without rules", flush=True)  # fmt: skip
+    if args.rescore:
+        rescored = bench_rescore(workdir, args.rescore)
+        print(f"rescore: {rescored['events']:.0f} events ({rescored['leads']:.0f} leads) in"
+              f" {rescored['seconds']:.1f} s ({rescored['events_per_s']:.0f} events/s),"
+              f" {rescored['entries']:.0f} ledger entries", flush=True)  # fmt: skip
+        found["rescore"] = rescored
+    return found
 
 
 def report(figures: Figures) -> None:

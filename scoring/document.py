@@ -18,8 +18,10 @@ from tracker.errors import Invalid
 
 RuleId = Annotated[str, Meta(pattern="^[A-Za-z0-9_.-]{1,64}$", description="a rule id")]
 Text = Annotated[str, Meta(max_length=200)]
-Points = Annotated[int, Meta(ge=-10_000, le=10_000)]
-Cap = Annotated[int, Meta(ge=0, le=1_000_000)]
+# Whole numbers, typed as numbers that are multiples of 1: JSON Schema's ``integer`` also
+# admits ``10.0``, which msgspec's ``int`` refuses; ``__post_init__`` makes them ints.
+Points = Annotated[float, Meta(ge=-10_000, le=10_000, multiple_of=1)]
+Cap = Annotated[float, Meta(ge=0, le=1_000_000, multiple_of=1)]
 Words = Annotated[list[Text], Meta(max_length=500)]
 PropValue = str | int | float | bool
 MAX_RULES = 500
@@ -66,6 +68,10 @@ class Rule(Struct, forbid_unknown_fields=True, omit_defaults=True):
     cap_per_day: Cap | None = None
     group: RuleId | None = None
 
+    def __post_init__(self) -> None:
+        self.points = int(self.points)
+        self.cap_per_day = _whole(self.cap_per_day)
+
 
 class Grades(Struct, forbid_unknown_fields=True):
     hot: float = 100
@@ -88,11 +94,18 @@ class Group(Struct, forbid_unknown_fields=True, omit_defaults=True):
     cap_per_day: Cap | None = None
     cap: Cap | None = None
 
+    def __post_init__(self) -> None:
+        self.cap_per_day, self.cap = _whole(self.cap_per_day), _whole(self.cap)
+
 
 class Caps(Struct, forbid_unknown_fields=True, omit_defaults=True):
     total: Cap | None = None
-    utc_offset_hours: Annotated[int, Meta(ge=-12, le=14)] = 9
+    utc_offset_hours: Annotated[float, Meta(ge=-12, le=14, multiple_of=1)] = 9
     """Where a day begins for ``cap_per_day`` (Japan's midnight by default)."""
+
+    def __post_init__(self) -> None:
+        self.total = _whole(self.total)
+        self.utc_offset_hours = int(self.utc_offset_hours)
 
 
 class Document(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -107,6 +120,10 @@ class Document(Struct, forbid_unknown_fields=True, omit_defaults=True):
 
     def __post_init__(self) -> None:
         check(self)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def check(doc: Document) -> None:
@@ -152,9 +169,12 @@ def parse(text: str, *, format: Literal["toml", "json"] = "toml") -> Document:
 
 def from_data(data: object) -> Document:
     try:
-        return msgspec.convert(data, Document)
+        doc = msgspec.convert(data, Document)
     except msgspec.ValidationError as exc:
         raise InvalidRules(str(exc)) from None
+    if b"\\u0000" in msgspec.json.encode(doc):  # PostgreSQL text cannot hold it
+        raise InvalidRules("text must not contain NUL (U+0000) characters")
+    return doc
 
 
 def to_data(doc: Document) -> dict[str, object]:

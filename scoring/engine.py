@@ -40,7 +40,7 @@ class Used:
 class Engine:
     def __init__(self, doc: Document, version: int) -> None:
         self.doc, self.version = doc, version
-        self.offset_ms = doc.caps.utc_offset_hours * 3_600_000
+        self.offset_ms = int(doc.caps.utc_offset_hours) * 3_600_000
         matchers = [Matcher.of(r) for r in doc.rule]
         self.event_rules = [m for m in matchers if not m.rule.when.on_lead]
         self.lead_rules = [m for m in matchers if m.rule.when.on_lead]
@@ -102,21 +102,23 @@ class Engine:
                           key if key is not None else fact.object, self.version)  # fmt: skip
 
     def _capped(self, rule: Rule, at: int, used: Used) -> tuple[int, str]:
-        points = rule.points
+        points = int(rule.points)
         if points <= 0:
             return points, ""
         day, room = self.day(at), [(points, "")]
         if rule.cap_per_day is not None:
-            room.append((rule.cap_per_day - used.rule_day[rule.id, day], "rule's daily cap"))
+            room.append((int(rule.cap_per_day) - used.rule_day[rule.id, day], "rule's daily cap"))
         group = self.groups.get(rule.group or "")
         if group is not None and group.cap_per_day is not None:
-            left = group.cap_per_day - used.group_day[rule.group or "", day]
+            left = int(group.cap_per_day) - used.group_day[rule.group or "", day]
             room.append((left, f"group {rule.group}'s daily cap"))
         if group is not None and group.cap is not None:
-            room.append((group.cap - used.group_all[rule.group or ""], f"group {rule.group}'s cap"))
+            room.append(
+                (int(group.cap) - used.group_all[rule.group or ""], f"group {rule.group}'s cap")
+            )
         total = self.doc.caps.total
         if total is not None and rule.axis == "engagement":
-            room.append((total - used.total, "total cap"))
+            room.append((int(total) - used.total, "total cap"))
         allowed, why = min(room, key=lambda r: r[0])
         allowed = max(allowed, 0)
         return allowed, (f" (capped by the {why})" if allowed < points else "")
@@ -132,7 +134,7 @@ class Engine:
             touch = profile.first_touch if when.touch == "first" else profile.last_touch
             matches = m.trait(profile.traits) if when.trait else m.touch(touch)
             held = used.net[rule.id]
-            change = rule.points - held if matches else -held
+            change = int(rule.points) - held if matches else -held
             if change == 0:
                 continue
             what = f"trait:{when.trait}" if when.trait else f"touch:{when.touch}"

@@ -132,6 +132,8 @@ class Matcher:
         )  # fmt: skip
 
     def _campaign(self, source: str, medium: str, campaign: str, referrer_host: str) -> bool:
+        if not self.utm and self.referrer_host is None:
+            return True
         values = {"utm_source": source, "utm_medium": medium, "utm_campaign": campaign}
         if any(not p.match(values[k]) for k, p in self.utm):
             return False

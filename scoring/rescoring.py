@@ -56,8 +56,8 @@ async def rescore(
             raise NotFound("the site has no scoring rules")
         rules = info.rules
     store = scoring.store
-    total, already = await store.count_leads_on_site(site_id, rules.version)
-    report, after, seen = Report(site_id, rules.version), "", already if not dry_run else 0
+    total, _ = await store.count_leads_on_site(site_id, rules.version)
+    report, after, seen = Report(site_id, rules.version), "", 0
     while batch := await store.leads_on_site(site_id, after=after, limit=BATCH):
         after = batch[-1]
         profiles = {}
@@ -67,7 +67,7 @@ async def rescore(
                 profiles[lead_id] = await scoring.profile(lead)
         done = await store.rescore(batch, rules, profiles, now=scoring.ms(), dry_run=dry_run)
         report.add(done)
-        seen = min(total, seen + len(done) if not dry_run else seen + len(batch))
+        seen = min(total, seen + len(batch))
         if progress is not None:
             progress(seen, total)
     return report

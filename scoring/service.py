@@ -59,6 +59,7 @@ class Scoring:
         self.poll_interval = poll_interval
         self._now = now
         self._rules: dict[int, RulesInfo] = {}
+        self._versions: dict[tuple[int, int], RuleSet] = {}
         self._loaded_at = -RULES_TTL_S
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
@@ -67,11 +68,18 @@ class Scoring:
 
     # -- rules -------------------------------------------------------------------------
     async def refresh(self) -> dict[int, RulesInfo]:
+        """The sites' current rules, and every older version (compiled once each: a lead
+        not yet rescored is scored under the version its ledger is under)."""
+        for site, version, doc, _, _ in await self.store.latest_scoring_rules(newer_than=0):
+            if (site, version) not in self._versions:
+                rules = RuleSet(from_data(orjson.loads(doc)), site_id=site, version=version)
+                self._versions[site, version] = rules
         found = await self.store.latest_scoring_rules()
-        self._rules = {}
-        for site, version, doc, actor, created in found:
-            rules = RuleSet(from_data(orjson.loads(doc)), site_id=site, version=version)
-            self._rules[site] = RulesInfo(rules, actor, created)
+        self._rules = {
+            site: RulesInfo(self._versions[site, version], actor, created)
+            for site, version, _, actor, created in found
+            if (site, version) in self._versions
+        }
         self._loaded_at = time.monotonic()
         return self._rules
 
@@ -134,7 +142,7 @@ class Scoring:
             rules = {site: info.rules for site, info in self._rules.items()}
             vids = list({e.vid for e in pending})
             await self.store.score_visitors(rules, vids, since=min(e.at for e in pending),
-                                            now=self.ms())  # fmt: skip
+                                            now=self.ms(), versions=self._versions)  # fmt: skip
         while await self._follow_feed():
             pass
 
@@ -164,7 +172,8 @@ class Scoring:
             lead = await self.store.lead(member)
             profile = await self.profile(lead) if lead is not None and member == root else None
             for info in self._rules.values():
-                await self.store.score_lead(member, info.rules, events, profile, self.ms())
+                await self.store.score_lead(member, info.rules, events, profile, now=self.ms(),
+                                            versions=self._versions)  # fmt: skip
 
     async def profile(self, lead: LeadRow) -> Profile | None:
         """The lead's traits in plaintext (in memory only) and its touches."""

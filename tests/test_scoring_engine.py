@@ -4,6 +4,7 @@ replay property (any order in, one ledger out)."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -225,3 +226,12 @@ def test_hysteresis() -> None:
 def test_bad_documents_say_what_is_wrong(text: str, says: str) -> None:
     with pytest.raises(InvalidRules, match=says.replace("(", r"\(")):
         parse(text)
+
+
+def test_the_readme_example_is_a_valid_rule_file() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("# scoring.toml")
+    doc = parse(readme[start : readme.index("```", start)])
+    assert len(doc.rule) >= 10
+    assert {r.axis for r in doc.rule} == {"engagement", "fit"}
+    assert {r.fire for r in doc.rule} == {"once", "every", "once_per_object"}

@@ -178,6 +178,7 @@ class AdjustBody(Struct, forbid_unknown_fields=True):
     """A manual ledger entry: who is the API key; why is ``reason``."""
 
     site: SiteKey
-    points: Annotated[int, msgspec.Meta(ge=-10_000, le=10_000)]
+    points: Annotated[float, msgspec.Meta(ge=-10_000, le=10_000, multiple_of=1)]
+    """A whole number (``10`` or ``10.0``)."""
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     axis: Literal["engagement", "fit"] = "engagement"

@@ -51,7 +51,6 @@ ChangesPageSize = Annotated[int, Meta(ge=1, le=5000)]
 TimelineLimit = Annotated[int, Meta(ge=1, le=50_000)]
 DuplicatesPageSize = Annotated[int, Meta(ge=1, le=1000)]
 VisitorEventLimit = Annotated[int, Meta(ge=1, le=10_000)]
-ScoredLeadsLimit = Annotated[int, Meta(ge=1, le=1000)]
 Grade = Literal["hot", "warm", "cool"]
 ScoreSort = Literal["-score", "score"]
 

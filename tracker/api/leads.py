@@ -39,9 +39,9 @@ from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
 
 async def list_leads(request: Request) -> Response:
     """Unmerged leads changed since ``updated_since`` (ms), oldest change first; with
-    ``grade`` (and ``sort``), the leads of that grade now, by score (``api.scoring``)."""
+    ``grade`` (``sort``, ``site``), the leads of that grade now, by score (``api.scoring``)."""
     key = await require(request, "read")
-    if "grade" in request.query_params or "sort" in request.query_params:
+    if {"grade", "sort", "site"} & request.query_params.keys():
         return await scoring.scored_leads(request, key)
     services = services_of(request)
     since = int_param(request, "updated_since", 0, Millis)

@@ -298,17 +298,32 @@ class Store(Protocol):
         """Keep a new version of the site's rules (JSON); return its number."""
 
     async def latest_scoring_rules(
-        self, site_id: int | None = None
+        self, site_id: int | None = None, *, newer_than: int = -1
     ) -> list[tuple[int, int, str, str, int]]:
-        """(site, version, document, actor, created_at) of each site's latest rules."""
+        """(site, version, document, actor, created_at) of each site's latest rules (with
+        ``newer_than``: every version above it, of every site)."""
 
     async def score_visitors(
-        self, rules: Mapping[int, ScoringRules], vids: Sequence[str], *, since: int, now: int
+        self,
+        rules: Mapping[int, ScoringRules],
+        vids: Sequence[str],
+        *,
+        since: int,
+        now: int,
+        versions: Mapping[tuple[int, int], ScoringRules] | None = None,
     ) -> int:
-        """Score the events from ``since`` on of those visitors linked to a lead."""
+        """Score the events from ``since`` on of those visitors linked to a lead; a lead
+        not yet rescored under ``rules`` is scored under its own version's."""
 
     async def score_lead(
-        self, lead_id: str, rules: ScoringRules, events: Sequence[Event], profile: Any, now: int
+        self,
+        lead_id: str,
+        rules: ScoringRules,
+        events: Sequence[Event],
+        profile: Any,
+        *,
+        now: int,
+        versions: Mapping[tuple[int, int], ScoringRules] | None = None,
     ) -> bool:
         """Append what the events and profile earn the lead; True when lead.hot was sent."""
 

@@ -97,8 +97,13 @@ def rescore(
     run writes nothing and says what would change."""
     out: list[Rescored] = []
     for lead_id in lead_ids:
+        if not dry:  # locked first, so two rescores never replay one lead twice
+            yield run(f"INSERT INTO lead_scores ({STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                      " ON CONFLICT (lead_id, site_id) DO NOTHING",
+                      lead_id, rules.site_id, 0, True, 0.0, 0, now)  # fmt: skip
         found = yield row(f"SELECT {STATE_COLUMNS} FROM lead_scores WHERE lead_id = ?"
-                          " AND site_id = ?", lead_id, rules.site_id)  # fmt: skip
+                          f" AND site_id = ?{'' if dry else ' FOR UPDATE'}",
+                          lead_id, rules.site_id)  # fmt: skip
         state = None if found is None else state_from_row(found)
         if state is not None and state.version == rules.version and not dry:
             continue
@@ -126,7 +131,6 @@ def _switch(lead_id: str, rules: ScoringRules, new: list[ScoreEntry], now: int) 
     root = yield from resolve(lead_id)
     yield from lock_state(root, rules.site_id, rules.version, now)
     before = rules.standing((yield from counted_entries(root, rules.site_id)), now).score
-    yield from lock_state(lead_id, rules.site_id, rules.version, now)
     yield run("UPDATE lead_scores SET version = ? WHERE lead_id = ? AND site_id = ?",
               rules.version, lead_id, rules.site_id)  # fmt: skip
     yield from append(new, lead_id, rules.site_id, now)

@@ -62,8 +62,15 @@ def put_rules(site_id: int, document: str, actor: str, at: int) -> Script[int]:
     return version
 
 
-def latest_rules(site_id: int | None) -> Script[list[tuple[int, int, str, str, int]]]:
-    """(site, version, document, actor, created_at) of each site's latest rules."""
+def latest_rules(
+    site_id: int | None, newer_than: int = -1
+) -> Script[list[tuple[int, int, str, str, int]]]:
+    """(site, version, document, actor, created_at) of each site's latest rules; with
+    ``newer_than`` (>= 0), every version above it, of every site, instead."""
+    if newer_than >= 0:
+        found = yield rows("SELECT site_id, version, document, actor, created_at FROM"
+                           " scoring_rules WHERE version > ?", newer_than)  # fmt: skip
+        return [(int(s), int(v), d, a, int(c)) for s, v, d, a, c in found]
     where = "" if site_id is None else " AND r.site_id = ?"
     found = yield rows(
         "SELECT r.site_id, r.version, r.document, r.actor, r.created_at FROM scoring_rules r"
@@ -112,14 +119,28 @@ def append(entries: Sequence[ScoreEntry], lead_id: str, site_id: int, now: int) 
                      [entry_row(e, lead_id, site_id, now) for e in entries])  # fmt: skip
 
 
+Versions = Mapping[tuple[int, int], ScoringRules]
+"""Every version of every site's rules, by (site, version)."""
+
+
 def score_lead(
-    lead_id: str, rules: ScoringRules, events: Sequence[Event], profile: Any, now: int
+    lead_id: str,
+    rules: ScoringRules,
+    events: Sequence[Event],
+    profile: Any,
+    now: int,
+    *,
+    versions: Versions | None = None,
 ) -> Script[bool]:
     """Append what ``events`` (and ``profile``) earn the lead; then its root's standing.
-    A lead whose entries are under older rules waits for a rescore. True: lead.hot."""
+    A lead whose entries are under older rules is scored under those (``versions``)
+    until a rescore replays it. True: lead.hot was sent."""
     state = yield from lock_state(lead_id, rules.site_id, rules.version, now)
     if state.version != rules.version:
-        return False
+        older = (versions or {}).get((rules.site_id, state.version))
+        if older is None:
+            return False
+        rules = older
     prior = yield from entries_of(lead_id, rules.site_id, rules.version)
     new = rules.evaluate(prior, events, profile, now)
     yield from append(new, lead_id, rules.site_id, now)
@@ -191,24 +212,33 @@ def enqueue(lead_id: str, event_type: str, data: dict[str, Any], now: int) -> Sc
 
 
 # -- what ingest committed -----------------------------------------------------------
-def score_visitors(
-    rules: Mapping[int, ScoringRules], vids: Sequence[str], since: int, now: int
-) -> Script[int]:
-    """Score the events from ``since`` on of those of ``vids`` that are linked to a lead
-    (the others wait for their identification). Returns how many leads were scored."""
+def visitor_links(vids: Sequence[str]) -> Script[list[Link]]:
     links: list[Link] = []
     ordered = sorted(set(vids))
     for start in range(0, len(ordered), VISITORS_PER_QUERY):
         chunk = ordered[start : start + VISITORS_PER_QUERY]
         found = yield rows(f"SELECT {LINK_COLUMNS} FROM links WHERE vid IN ?", chunk)
         links += [link_from_row(r) for r in found]
+    return links
+
+
+def score_visitors(
+    rules: Mapping[int, ScoringRules],
+    vids: Sequence[str],
+    since: int,
+    now: int,
+    versions: Versions | None = None,
+) -> Script[int]:
+    """Score the events from ``since`` on of those of ``vids`` that are linked to a lead
+    (the others wait for their identification). Returns how many leads were scored."""
+    links = yield from visitor_links(vids)
     by_lead: dict[tuple[str, int], list[Event]] = {}
     for link in links:
         for event in (yield from link_range(link, max(since, link.valid_from))):
             by_lead.setdefault((link.lead_id, event.site_id), []).append(event)
     for (lead_id, site_id), events in sorted(by_lead.items()):
         if site_id in rules:
-            yield from score_lead(lead_id, rules[site_id], events, None, now)
+            yield from score_lead(lead_id, rules[site_id], events, None, now, versions=versions)
     return len(by_lead)
 
 
@@ -227,20 +257,41 @@ class ScoringTables(Tables):
         return await self.transact(partial(put_rules, site_id, document, actor, at))
 
     async def latest_scoring_rules(
-        self, site_id: int | None = None
+        self, site_id: int | None = None, *, newer_than: int = -1
     ) -> list[tuple[int, int, str, str, int]]:
-        """(site, version, document JSON, actor, created_at) of each site's latest rules."""
-        return await self.read(latest_rules(site_id))
+        """(site, version, document JSON, actor, created_at) of each site's latest rules
+        (with ``newer_than``: every version above it)."""
+        return await self.read(latest_rules(site_id, newer_than))
 
     async def score_visitors(
-        self, rules: Mapping[int, ScoringRules], vids: Sequence[str], *, since: int, now: int
+        self,
+        rules: Mapping[int, ScoringRules],
+        vids: Sequence[str],
+        *,
+        since: int,
+        now: int,
+        versions: Versions | None = None,
     ) -> int:
-        return await self.transact(partial(score_visitors, rules, vids, since, now))
+        """Most visitors are anonymous: a read finds that out without taking the writer
+        (SQLite's single one is ingest's)."""
+        linked = {link.vid for link in await self.read(visitor_links(vids))}
+        if not linked:
+            return 0
+        chosen = [vid for vid in vids if vid in linked]
+        return await self.transact(partial(score_visitors, rules, chosen, since, now, versions))
 
     async def score_lead(
-        self, lead_id: str, rules: ScoringRules, events: Sequence[Event], profile: Any, now: int
+        self,
+        lead_id: str,
+        rules: ScoringRules,
+        events: Sequence[Event],
+        profile: Any,
+        *,
+        now: int,
+        versions: Versions | None = None,
     ) -> bool:
-        return await self.transact(partial(score_lead, lead_id, rules, events, profile, now))
+        script = partial(score_lead, lead_id, rules, events, profile, now, versions=versions)
+        return await self.transact(script)
 
     async def settle_score(self, lead_id: str, rules: ScoringRules, now: int) -> bool:
         return await self.transact(partial(settle, lead_id, rules, now))

@@ -1,0 +1,308 @@
+"""Scoring's cost, for ``bench/collector.py --scoring`` and ``--rescore N``.
+
+``--scoring``: the collector twice on fresh SQLite databases, under the same load in
+which every tenth page view comes from one of 500 identified visitors (so those events
+are scored for their lead right after their commit): once with no rules, once with the
+20 rules below. Each run's requests/s is reported as a share of the floor's.
+
+``--rescore N``: N events for N/100 identified leads are written straight through the
+store, and ``ashiato scoring rescore``'s work (``scoring.rescoring.rescore``) replays
+them all under the 20 rules: its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import ORIGIN, bench_env, cli, new_site
+
+RULES_20 = """
+# 20 rules for a B2B SaaS site in Japan (the README's example, extended)
+[grades]
+hot = 100
+warm = 40
+rearm_below = 80
+
+[decay]
+half_life_days = 30
+
+[caps]
+total = 500
+
+[group.content]
+cap_per_day = 60
+
+[[rule]]
+id = "pricing"
+name = "料金ページを閲覧"
+when = { type = "pageview", path = "/pricing*" }
+points = 10
+fire = "once_per_object"
+cap_per_day = 30
+
+[[rule]]
+id = "product"
+name = "製品ページ"
+when = { type = "pageview", path = "/product/*" }
+points = 5
+fire = "once_per_object"
+group = "content"
+
+[[rule]]
+id = "blog"
+name = "ブログ記事"
+when = { type = "pageview", path = "/blog/*" }
+points = 2
+group = "content"
+cap_per_day = 10
+
+[[rule]]
+id = "contact-page"
+name = "問い合わせページ"
+when = { type = "pageview", path = "/contact*" }
+points = 15
+fire = "once"
+
+[[rule]]
+id = "case-study"
+name = "導入事例"
+when = { type = "pageview", path = "/case/*" }
+points = 8
+fire = "once_per_object"
+group = "content"
+
+[[rule]]
+id = "seminar"
+name = "セミナーページ"
+when = { type = "pageview", path = "/seminar*" }
+points = 10
+fire = "once_per_object"
+
+[[rule]]
+id = "careers"
+name = "採用ページ（転職希望者の可能性）"
+when = { type = "pageview", path = "/careers*" }
+points = -10
+fire = "once"
+
+[[rule]]
+id = "email-campaign"
+name = "メールから来訪"
+when = { type = "pageview", utm_medium = "email" }
+points = 3
+cap_per_day = 9
+
+[[rule]]
+id = "ad"
+name = "広告から来訪"
+when = { type = "pageview", utm_medium = "cpc" }
+points = 2
+cap_per_day = 4
+
+[[rule]]
+id = "whitepaper"
+name = "ホワイトペーパーをダウンロード"
+when = { type = "event", name = "download" }
+points = 25
+fire = "once_per_object"
+
+[[rule]]
+id = "video"
+name = "デモ動画を再生"
+when = { type = "event", name = "video_play" }
+points = 10
+fire = "once_per_object"
+
+[[rule]]
+id = "trial"
+name = "無料トライアル申込"
+when = { type = "event", name = "trial_signup" }
+points = 40
+fire = "once"
+
+[[rule]]
+id = "form"
+name = "フォーム送信"
+when = { type = "identify" }
+points = 30
+fire = "once"
+
+[[rule]]
+id = "first-touch-search"
+name = "検索から初回来訪"
+when = { touch = "first", referrer_host = "*google*" }
+points = 5
+
+[[rule]]
+id = "free-mail"
+name = "フリーメール"
+axis = "fit"
+when = { trait = "email_domain", in = ["gmail.com", "yahoo.co.jp", "outlook.jp", "icloud.com"] }
+points = -20
+
+[[rule]]
+id = "company-mail"
+name = "会社ドメイン"
+axis = "fit"
+when = { trait = "email_domain", not_in = ["gmail.com", "yahoo.co.jp", "outlook.jp", "icloud.com"] }
+points = 15
+
+[[rule]]
+id = "decision-maker"
+name = "役職（決裁者）"
+axis = "fit"
+when = { trait = "title", contains = ["部長", "本部長", "取締役", "社長", "CTO", "CIO", "director", "manager"] }
+points = 30
+
+[[rule]]
+id = "it-department"
+name = "情報システム部門"
+axis = "fit"
+when = { trait = "department", contains = ["情報システム", "情シス", "IT"] }
+points = 10
+
+[[rule]]
+id = "student"
+name = "学生"
+axis = "fit"
+when = { trait = "title", contains = ["学生", "student"] }
+points = -30
+
+[[rule]]
+id = "has-company"
+name = "会社名あり"
+axis = "fit"
+when = { trait = "company", exists = true }
+points = 5
+"""
+
+KNOWN = 500
+BROWSER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+           " Chrome/131.0.0.0 Safari/537.36")  # fmt: skip
+PATHS = ["/", "/pricing", "/product/a?utm_source=news&utm_medium=email", "/blog/1", "/contact"]
+
+
+VID_LINE = (
+    '  local vid = string.format("%08x%08x%016x", prefix, math.random(0, 0x7fffffff), counter)\n'
+)
+KNOWN_LINE = "  if counter % 10 == 0 then vid = known[math.floor(counter / 10) % #known + 1] end\n"
+
+
+def known_lua(lua: str, vids: list[str]) -> str:
+    """Every tenth page view from one of ``vids`` (identified visitors)."""
+    assert VID_LINE in lua
+    table = "local known = {" + ",".join(f'"{v}"' for v in vids) + "}\n"
+    return table + lua.replace(VID_LINE, VID_LINE + KNOWN_LINE)
+
+
+def identify_visitors(port: int, site_key: str, count: int) -> list[str]:
+    vids = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        for i in range(count):
+            vid = secrets.token_hex(16)
+            for beacon in (
+                {"type": "pageview", "url": f"{ORIGIN}/pricing"},
+                {"type": "identify", "name": "contact",
+                 "traits": {"email": f"bench{i}@example.co.jp", "title": "部長"}},
+            ):  # fmt: skip
+                body = {"site": site_key, "vid": vid, **beacon}
+                headers = {"Origin": ORIGIN, "User-Agent": BROWSER}  # not a bot
+                answer = client.post("/collect", json=body, headers=headers)
+                answer.raise_for_status()
+            vids.append(vid)
+    return vids
+
+
+def ledger_entries(env: dict[str, str]) -> int:
+    path = env["ASHIATO_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM score_ledger").fetchone()[0])
+
+
+def bench_with_rules(
+    workdir: Path, lua: str, args: argparse.Namespace, *, rules: bool, run: int = 0
+) -> Any:
+    from bench.collector import free_port, measure, serve, stop
+
+    name = "collector, 20 rules" if rules else "collector, no rules"
+    workdir = workdir / f"{'rules' if rules else 'no-rules'}-{run}"
+    workdir.mkdir()
+    env = bench_env(workdir)
+    site = new_site(env, "bench")
+    if rules:
+        (workdir / "rules.toml").write_text(RULES_20, encoding="utf-8")
+        cli(env, "scoring", "load", str(workdir / "rules.toml"), "--site", site["site_key"])
+    port = free_port()
+    process = serve([sys.executable, "-m", "tracker", "serve", "--port", str(port)], env, port)
+    try:
+        vids = identify_visitors(port, site["site_key"], KNOWN)
+        script = workdir / "known.lua"
+        script.write_text(known_lua(lua, vids).replace("SITE_KEY", site["site_key"]))
+        figures = measure(f"{name} (10% known)", process, port, script, args)
+    finally:
+        stop(process)
+    return figures, ledger_entries(env)
+
+
+async def build_history(env: dict[str, str], site_key: str, events: int) -> int:
+    """``events`` page views and events for ``events // 100`` identified leads."""
+    from privacy import consent
+    from tracker.settings import Settings
+    from tracker.storage.records import Event
+    from tracker.wiring import open_parts
+
+    parts = await open_parts(Settings.from_env(env))
+    try:
+        site = next(s for s in await parts.store.list_sites() if s.key == site_key)
+        rules, t0 = consent.Rules({site.id: site.consent_mode}), 1_764_547_200_000
+        leads = max(1, events // 100)
+        vids = [secrets.token_hex(16) for _ in range(leads)]
+        for i, vid in enumerate(vids):
+            traits = {"email": f"lead{i}@{'gmail.com' if i % 3 else 'example.co.jp'}"}
+            await parts.identity.identify(site, vid, traits, evidence="api", at=t0)
+        batch: list[Any] = []
+        for n in range(events):
+            vid, k = vids[n % leads], n // leads
+            path = PATHS[k % len(PATHS)] if k % 7 else f"/pricing/{k % 5}"
+            kind, name = ("event", "download") if k % 11 == 0 else ("pageview", None)
+            batch.append(Event(site.id, kind, vid, t0 + k * 60_000 + n % leads,
+                               url=f"{ORIGIN}{path}", name=name,
+                               utm_medium="email" if k % 4 == 0 else None))  # fmt: skip
+            if len(batch) == 5000:
+                await parts.store.write_batch(batch, rules)
+                batch = []
+        if batch:
+            await parts.store.write_batch(batch, rules)
+        return leads
+    finally:
+        await parts.close()
+
+
+def bench_rescore(workdir: Path, events: int) -> dict[str, float]:
+    workdir = workdir / "rescore"
+    workdir.mkdir()
+    env = bench_env(workdir)
+    site = new_site(env, "rescore")
+    (workdir / "rules.toml").write_text(RULES_20, encoding="utf-8")
+    cli(env, "scoring", "load", str(workdir / "rules.toml"), "--site", site["site_key"])
+    started = time.perf_counter()
+    leads = asyncio.run(build_history(env, site["site_key"], events))
+    built = time.perf_counter() - started
+    print(f"history: {events} events for {leads} leads written in {built:.1f} s", flush=True)
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "tracker", "scoring", "rescore", "--json"],
+                         env=env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    seconds = time.perf_counter() - started
+    return {"events": events, "leads": leads, "seconds": seconds,
+            "events_per_s": events / seconds, "entries": ledger_entries(env),
+            "replayed": out.count('"leads"')}  # fmt: skip
