@@ -124,15 +124,21 @@ def link_view(link: Link, site_keys: dict[int, str]) -> answers.VisitorLink:
 
 def event_view(event: Event, site_keys: dict[int, str]) -> answers.EventItem:
     """Fields the event does not have (None, or empty) are left out of the answer."""
-    utm = (("source", event.utm_source), ("medium", event.utm_medium),
-           ("campaign", event.utm_campaign), ("term", event.utm_term),
-           ("content", event.utm_content))  # fmt: skip
+    e = event
+    utm = {}  # a timeline makes 10,000 of these: plain tests, positional construction
+    if e.utm_source:
+        utm["source"] = e.utm_source
+    if e.utm_medium:
+        utm["medium"] = e.utm_medium
+    if e.utm_campaign:
+        utm["campaign"] = e.utm_campaign
+    if e.utm_term:
+        utm["term"] = e.utm_term
+    if e.utm_content:
+        utm["content"] = e.utm_content
     return answers.EventItem(
-        type=event.type, at=event.at, visitor=event.vid, session=event.sid,
-        site=site_keys.get(event.site_id), url=event.url, referrer=event.referrer,
-        title=event.title, name=event.name, props=event.props or None,
-        utm={k: v for k, v in utm if v}, click_ids=event.click_ids or None,
-        browser=event.browser, os=event.os, device=event.device,
+        e.type, e.at, e.vid, e.sid, site_keys.get(e.site_id), e.url, e.referrer, e.title,
+        e.name, e.props or None, utm, e.click_ids or None, e.browser, e.os, e.device,
     )  # fmt: skip
 
 

@@ -201,7 +201,8 @@ def link_events(links: Sequence[Link], limit: int) -> Script[list[Event]]:
             link.vid, link.valid_from, link.ended_at or NO_END, limit,
         )  # fmt: skip
         events.extend(event_from_row(r) for r in found)
-    events.sort(key=lambda e: (e.at, e.id or 0))
+    if len(links) > 1:  # one link's events come in order from the query
+        events.sort(key=lambda e: (e.at, e.id or 0))
     return events[:limit]
 
 
