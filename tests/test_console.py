@@ -177,6 +177,8 @@ def test_session_fixation_fails(dep: Deployment) -> None:
     # The planted id did not become the victim's session: it is not signed in at all.
     assert attacker.get("/admin/requests").status_code == 303
     blind = httpx.Client(base_url=dep.url, cookies={COOKIE: secrets.token_urlsafe(32)})
+    for path in ("/admin/audit?actor=%00", "/admin/requests/pr_%00", "/admin/consent?q=ld_%00"):
+        assert victim.get(path).status_code == 400, path  # NUL never reaches a database
     assert blind.get("/admin/").status_code == 303
 
 

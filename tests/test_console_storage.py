@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from privacy.audit import Chain
 from tests import postgres
 from tracker.storage import Store, open_store
-from tracker.storage.records import ConsoleSession, ConsoleUser, OutboxItem, Webhook
+from tracker.storage.records import (
+    AuditRow,
+    ConsoleSession,
+    ConsoleUser,
+    OutboxItem,
+    Webhook,
+)
 
 NOW = 1_800_000_000_000
 MINUTE = 60_000
@@ -105,3 +112,19 @@ async def test_a_webhooks_deliveries_newest_first_and_redelivered(store: Store) 
     due = await store.due_outbox(NOW + 20, limit=10)
     assert {d.id for d in due} == {"d0", "d1", "d2"}
     assert await store.count_events_since(0) == 0
+
+
+@pytest.mark.anyio
+async def test_recent_audit_rows_newest_first_filtered(store: Store) -> None:
+    chain = Chain(b"k" * 32)
+    for n, (actor, action) in enumerate([("user:a", "privacy.export"), ("user:b", "privacy.erase"),
+                                         ("system", "retention.run"), ("user:a", "privacy.erase"),
+                                         ("user:a", "privacy_x")]):  # fmt: skip
+        await store.append_audit(AuditRow(0, NOW + n, actor, action, f"s{n % 2}", {}), chain)
+    newest = await store.recent_audit(limit=2)
+    assert [r.seq for r in newest] == [5, 4]
+    erasures = await store.recent_audit(action_prefix="privacy.", actor="user:a", limit=10)
+    assert [(r.seq, r.action) for r in erasures] == [(4, "privacy.erase"), (1, "privacy.export")]
+    assert [r.seq for r in await store.recent_audit(subject="s0", limit=10)] == [5, 3, 1]
+    assert await store.recent_audit(action_prefix="privacy.%", limit=10) == []  # no wildcards
+    assert await store.count_audit() == 5

@@ -6,18 +6,10 @@ from starlette.responses import Response
 
 from privacy.retention import CLASSES
 from tracker.console.web import Console, page
-from tracker.storage.records import AuditRow
 
 SHOWN = 200
+MAX_FILTER = 200
 RUNS_SHOWN = 10
-
-
-def matches(row: AuditRow, action: str, actor: str, subject: str) -> bool:
-    return (
-        (not action or row.action.startswith(action))
-        and (not actor or row.actor == actor)
-        and (not subject or row.subject == subject)
-    )
 
 
 @page("legal")
@@ -25,8 +17,7 @@ async def retention_page(console: Console) -> Response:
     services = console.services
     policy = services.retention.policy
     sites = sorted(services.sites.current().values(), key=lambda s: s.id)
-    rows = await services.audit.rows()
-    runs = [r for r in reversed(rows) if r.action == "retention.run"][:RUNS_SHOWN]
+    runs = await services.store.recent_audit(action_prefix="retention.run", limit=RUNS_SHOWN)
     return console.render(
         "retention.html",
         classes=CLASSES,
@@ -39,15 +30,17 @@ async def retention_page(console: Console) -> Response:
 @page("legal")
 async def audit_page(console: Console) -> Response:
     query = console.request.query_params
-    action, actor = query.get("action", "").strip(), query.get("actor", "").strip()
-    subject = query.get("subject", "").strip()
+    action, actor, subject = (query.get(k, "").strip()[:MAX_FILTER]
+                              for k in ("action", "actor", "subject"))  # fmt: skip
     verdict = None
     if console.request.method == "POST":
         verdict = await console.services.audit.verify()
         await console.audit("audit.verify", "audit", intact=verdict.intact, rows=verdict.rows)
-    rows = await console.services.audit.rows()
-    shown = [r for r in reversed(rows) if matches(r, action, actor, subject)][:SHOWN]
-    return console.render("audit.html", rows=shown, total=len(rows), verdict=verdict,
+    store = console.services.store
+    shown = await store.recent_audit(action_prefix=action, actor=actor, subject=subject,
+                                     limit=SHOWN)  # fmt: skip
+    return console.render("audit.html", rows=shown, total=await store.count_audit(),
+                          verdict=verdict,
                           action=action, actor=actor, subject=subject)  # fmt: skip
 
 

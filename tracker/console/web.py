@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from tracker.console.accounts import SECOND_FACTOR_ROLES, Accounts
 from tracker.console.i18n import LANGUAGES, Clock, gettext_for
 from tracker.console.sessions import Sessions, Signed, cookie_name, csrf_matches
-from tracker.errors import Refused
+from tracker.errors import Invalid, Refused
 from tracker.http_errors import answer
 from tracker.ingest import ClientInfo
 from tracker.routes import html_page
@@ -185,6 +185,10 @@ def page(*roles: str) -> Callable[[Callable[[Console], Awaitable[Response]]], Ha
 async def _handle(console: Console, handler: Callable[[Console], Awaitable[Response]]) -> Response:
     """Check a POST's form token, run the handler, turn refusals into pages."""
     try:
+        request = console.request
+        given = [*request.query_params.values(), *map(str, request.path_params.values())]
+        if any("\x00" in value for value in given):
+            raise Invalid("a NUL character is not allowed in an address")
         if console.request.method == "POST":
             fields = await form(console.request)
             if not csrf_matches(console.signed.csrf, fields.get("csrf")):

@@ -283,6 +283,13 @@ class Store(Protocol):
 
     async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]: ...
 
+    async def recent_audit(
+        self, *, action_prefix: str = "", actor: str = "", subject: str = "", limit: int
+    ) -> list[AuditRow]:
+        """The newest rows first; only of the action family, actor and subject named."""
+
+    async def count_audit(self) -> int: ...
+
     # -- 外部送信 disclosure ---------------------------------------------------------------
     async def add_disclosure_entry(self, entry: DisclosureRecipient) -> None:
         """A recipient; an operator entry replaces the current one."""

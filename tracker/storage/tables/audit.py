@@ -13,7 +13,7 @@ import orjson
 
 from tracker.storage.records import AuditChain, AuditRow
 from tracker.storage.rows import to_json
-from tracker.storage.script import Lock, LockName, Script, row, rows, run
+from tracker.storage.script import Lock, LockName, Script, row, rows, run, value
 from tracker.storage.tables import Tables
 
 
@@ -43,6 +43,36 @@ def audit_page(after: int, limit: int) -> Script[list[AuditRow]]:
     ]
 
 
+def recent_audit(
+    action_prefix: str, actor: str, subject: str, limit: int
+) -> Script[list[AuditRow]]:
+    """The newest rows first, of an action family, an actor and a subject if named (a
+    clause is left out rather than written as ``? = ''``, which PostgreSQL cannot type)."""
+    clauses, args = [], []
+    if action_prefix:
+        clauses.append("substr(action, 1, ?) = ?")  # a prefix, without LIKE's wildcards
+        args += [len(action_prefix), action_prefix]
+    for column, wanted in (("actor", actor), ("subject", subject)):
+        if wanted:
+            clauses.append(f"{column} = ?")
+            args.append(wanted)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    found = yield rows(
+        "SELECT seq, at, actor, action, subject, detail, mac FROM audit_log"
+        f"{where} ORDER BY seq DESC LIMIT ?",
+        *args, limit,
+    )  # fmt: skip
+    return [
+        AuditRow(seq, at, actor, action, subject, orjson.loads(detail), bytes(mac))
+        for seq, at, actor, action, subject, detail, mac in found
+    ]
+
+
+def count_audit() -> Script[int]:
+    found = yield value("SELECT COUNT(*) FROM audit_log")
+    return int(found or 0)
+
+
 class AuditTables(Tables):
     """The audit log: mixed into each backend's store."""
 
@@ -51,3 +81,11 @@ class AuditTables(Tables):
 
     async def audit_page(self, *, after: int, limit: int) -> list[AuditRow]:
         return await self.read(audit_page(after, limit))
+
+    async def recent_audit(
+        self, *, action_prefix: str = "", actor: str = "", subject: str = "", limit: int
+    ) -> list[AuditRow]:
+        return await self.read(recent_audit(action_prefix, actor, subject, limit))
+
+    async def count_audit(self) -> int:
+        return await self.read(count_audit())
