@@ -23,11 +23,13 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-
 from tracker.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx  # imported when a URL is checked: the collector alone never needs it
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -76,6 +78,8 @@ def _names_local(host: str) -> bool:
 
 def _well_formed(url: str) -> bool:
     """An http(s) URL with a host and a valid port that httpx accepts as it is."""
+    import httpx
+
     if _URL_FORBIDDEN.search(url):
         return False
     try:
@@ -136,6 +140,8 @@ class Pinned:
 async def pin(url: str, policy: TargetPolicy, resolve: Resolver) -> Pinned:
     """Check ``url``, resolve its host once, check every address, and bind the request
     to the first: the connection goes to exactly the address that was checked."""
+    import httpx
+
     problem = url_problem(url, policy)
     if problem is not None:
         raise RefusedTarget(problem)

@@ -25,9 +25,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
 from privacy.crypto.primitives import InvalidCiphertext
@@ -46,6 +45,9 @@ from tracker.webhook_targets import (
     system_resolve,
     url_problem,
 )
+
+if TYPE_CHECKING:
+    import httpx  # imported at the first delivery (with ssl, ~10 MiB a collector may not need)
 
 log = logging.getLogger("ashiato.webhooks")
 
@@ -123,12 +125,7 @@ class Deliverer:
         self.policy = policy or TargetPolicy()
         self._resolve = resolve
         self._now = now
-        # trust_env=False: no HTTP(S)_PROXY from the environment; a delivery goes straight
-        # to the address that was checked (webhook_targets.pin), never via a third party.
-        self._client = httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False,
-            headers={"User-Agent": "ashiato-webhooks/1"},
-        )  # fmt: skip
+        self._client: httpx.AsyncClient | None = None  # made at the first delivery
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lanes: dict[str, Lane] = {}
@@ -146,7 +143,21 @@ class Deliverer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        import httpx
+
+        if self._client is None:
+            # trust_env=False: no HTTP(S)_PROXY from the environment; a delivery goes
+            # straight to the address that was checked (webhook_targets.pin), never via a
+            # third party.
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout, follow_redirects=False, trust_env=False,
+                headers={"User-Agent": "ashiato-webhooks/1"},
+            )  # fmt: skip
+        return self._client
 
     async def idle(self) -> None:
         """Wait until the deliveries started so far have finished."""
@@ -256,9 +267,12 @@ class Deliverer:
             "Ashiato-Delivery": item.id,
             "Ashiato-Signature": signature(secret, body, timestamp=timestamp),
         } | standard_headers(secret, item.id, timestamp, body)
+        import httpx
+
+        client = self._http()
         try:
             async with asyncio.timeout(self.timeout):  # httpx's timeout is per read, not whole
-                response = await self._client.post(
+                response = await client.post(
                     target.url, content=body, headers=headers | target.headers,
                     extensions=target.extensions,
                 )  # fmt: skip
