@@ -28,7 +28,7 @@ from tests.console import (
     signed_in,
     signin,
 )
-from tests.servers import cli_json, run_cli, with_store
+from tests.servers import cli_json, metric, run_cli, with_store
 from tracker.console.sessions import ABSOLUTE_MS, IDLE_MS, REAUTH_MS
 from tracker.storage.records import Site
 
@@ -313,3 +313,26 @@ def test_admin_manages_users_keys_sites_and_webhooks(dep: Deployment) -> None:
     hook_id = re.search(r"/admin/webhooks/(wh_[0-9a-f]+)", made.text).group(1)  # type: ignore[union-attr]
     assert post(admin, f"/admin/webhooks/{hook_id}/remove", {}).status_code == 303
     assert admin.get(f"/admin/webhooks/{hook_id}").status_code == 404
+
+
+def test_a_removed_site_is_no_longer_collected(dep: Deployment) -> None:
+    admin = signed_in(dep.url, "admin@example.jp")
+    post(admin, "/admin/sites", {"name": "short-lived", "origins": "https://gone.example.test",
+                                 "consent": "notice"})  # fmt: skip
+    site = site_named(dep, "short-lived")
+    beacon = dep.beacon(site=site.key)
+    headers = {"Origin": "https://gone.example.test"}
+    dropped = 'ashiato_events_dropped_total{reason="unknown_site"}'
+    assert dep.post(beacon, **headers).status_code == 204
+    before = metric(dep.url, dropped)
+    assert post(admin, f"/admin/sites/{site.key}/remove", {"confirm": "short"}).status_code == 400
+    assert not site_named(dep, "short-lived").settings.removed_at
+    removal = post(admin, f"/admin/sites/{site.key}/remove", {"confirm": "short-lived"})
+    assert removal.status_code == 303
+    assert site_named(dep, "short-lived").settings.removed_at
+    assert dep.post(dep.beacon(site=site.key), **headers).status_code == 204
+    assert metric(dep.url, dropped) == before + 1
+    assert 'id="removed"' in admin.get(f"/admin/sites/{site.key}").text
+    edit = {"origins": "https://gone.example.test", "consent": "notice", "identify": "any",
+            "forms": "marked"}  # fmt: skip
+    assert post(admin, f"/admin/sites/{site.key}", edit).status_code == 400

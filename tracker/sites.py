@@ -129,6 +129,17 @@ async def edit_site(
     return changed
 
 
+async def remove_site(store: Store, site: Site, *, now: int) -> Site:
+    """Stop collecting for the site at once (its key becomes unknown to the collector);
+    its data stays until retention deletes it, as every site's does."""
+    if site.settings.removed_at:
+        raise Invalid("this site was removed already")
+    settings = dataclasses.replace(site.settings, removed_at=now)
+    removed = dataclasses.replace(site, settings=settings)
+    await store.update_site(removed)
+    return removed
+
+
 def check_cookie_domain(domain: str, origins: Sequence[str]) -> str:
     """A domain every origin's host lies within, at least two labels (never a bare TLD)."""
     domain = domain.strip().lower().removeprefix(".")
@@ -236,7 +247,8 @@ class SiteDirectory:
         async with self._lock:
             if self._clock() - self._loaded_at < older_than:
                 return  # another request refreshed while this one waited
-            sites = await self._store.list_sites()
+            # A removed site's key is unknown to the collector (its data ages out).
+            sites = [s for s in await self._store.list_sites() if not s.settings.removed_at]
             self._by_key = {s.key: s for s in sites}
             self._origins = frozenset(o for s in sites for o in s.origins)
             self._modes = {s.id: s.consent_mode for s in sites}

@@ -127,8 +127,8 @@ def test_admin_creates_a_site_a_key_and_a_webhook_and_sees_its_delivery(
         assert 'data-site="' in snippet
         assert page.locator("#identify-secret").inner_text()
         assert "connect-src 'self' http://127.0.0.1" in page.locator("#site-csp").inner_text()
-        page.click("button[data-copy=snippet]")
         admin.shot("admin-site")
+        page.click("button[data-copy=snippet]")
 
         admin.go("/admin/keys")
         page.fill("input[name=name]", "Marketo sync")

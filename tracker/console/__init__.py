@@ -67,6 +67,7 @@ def routes() -> list[BaseRoute]:
         # admin
         Route("/admin/sites", sites.sites_page, methods=BOTH),
         Route("/admin/sites/{site_key}", sites.site_page, methods=BOTH),
+        Route("/admin/sites/{site_key}/remove", sites.site_remove, methods=POST),
         Route("/admin/keys", access.keys_page, methods=BOTH),
         Route("/admin/keys/{key_id}/revoke", access.key_revoke, methods=POST),
         Route("/admin/webhooks", access.webhooks_page, methods=BOTH),

@@ -9,8 +9,8 @@ from starlette.responses import RedirectResponse, Response
 
 from tracker.cli.sites import snippet
 from tracker.console.web import Console, page
-from tracker.errors import NotFound
-from tracker.sites import create_site, edit_site
+from tracker.errors import Invalid, NotFound
+from tracker.sites import create_site, edit_site, remove_site
 from tracker.storage.records import CONSENT_MODES, IDENTIFY_POLICIES, Site
 
 FORMS = ("marked", "all")
@@ -41,8 +41,9 @@ def site_csp(url: str) -> str:
 
 
 async def _site(console: Console) -> Site:
-    await console.services.sites.refresh()
-    site = console.services.sites.current().get(console.request.path_params["site_key"])
+    """The site named in the path, removed ones included."""
+    key = console.request.path_params["site_key"]
+    site = next((s for s in await console.services.store.list_sites() if s.key == key), None)
     if site is None:
         raise NotFound("site not found")
     return site
@@ -63,8 +64,7 @@ async def sites_page(console: Console) -> Response:
         await services.sites.refresh()
         await console.audit("site.create", site.key)
         return _site_view(console, site, secret=secret.hex(), created=True)
-    await services.sites.refresh()
-    sites = sorted(services.sites.current().values(), key=lambda s: s.id)
+    sites = await services.store.list_sites()
     return console.render("sites.html", sites=sites, consent_modes=CONSENT_MODES)
 
 
@@ -72,6 +72,8 @@ async def sites_page(console: Console) -> Response:
 async def site_page(console: Console) -> Response:
     site = await _site(console)
     if console.request.method == "POST":
+        if site.settings.removed_at:
+            raise Invalid("this site was removed")
         fields = console.form
         site = await edit_site(
             console.services.store, site, origins=origins_of(fields.get("origins")),
@@ -83,6 +85,18 @@ async def site_page(console: Console) -> Response:
         return RedirectResponse(f"/admin/sites/{site.key}?saved=1", 303)
     saved = bool(console.request.query_params.get("saved"))
     return _site_view(console, site, secret=None, created=False, saved=saved)
+
+
+@page("admin")
+async def site_remove(console: Console) -> Response:
+    """Remove after the user typed the site's name; collection stops at once."""
+    site = await _site(console)
+    if console.form.get("confirm").strip() != site.name:
+        raise Invalid("type the site's name to remove it")
+    await remove_site(console.services.store, site, now=console.clock.now_ms)
+    await console.services.sites.refresh()
+    await console.audit("site.remove", site.key)
+    return RedirectResponse("/admin/sites", 303)
 
 
 def _site_view(

@@ -51,6 +51,9 @@ class SiteSettings:
     reached on a sibling host (``t.example.co.jp`` for ``www.example.co.jp``)."""
     cmp: CmpMapping = DEFAULT_CMP_MAPPING
     """The site's consent management platform signals and how they map to purposes."""
+    removed_at: int = 0
+    """When the site was removed (0: it is not): the collector no longer knows its key;
+    what it collected stays until retention deletes it."""
 
 
 DEFAULT_SITE_SETTINGS = SiteSettings()

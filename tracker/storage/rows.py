@@ -93,6 +93,7 @@ def site_settings_json(settings: SiteSettings) -> str:
         "retention_days": dict(settings.retention_days),
         "cookie_domain": settings.cookie_domain,
         "cmp": {f: list(getattr(settings.cmp, f)) for f in CmpMapping.__dataclass_fields__},
+        "removed_at": settings.removed_at,
     }).decode()  # fmt: skip
 
 
@@ -106,6 +107,7 @@ def site_from_row(row: Sequence[Any]) -> Site:
         retention_days=tuple(sorted(raw.get("retention_days", {}).items())),
         cookie_domain=raw.get("cookie_domain", ""),
         cmp=CmpMapping(**{k: tuple(v) for k, v in raw.get("cmp", {}).items()}),
+        removed_at=raw.get("removed_at", 0),
     )
     return Site(id_, key, name, tuple(orjson.loads(origins)), consent_mode, created_at,
                 site_settings, secret)  # fmt: skip
