@@ -66,3 +66,44 @@ def test_browsers_are_classified(ua: str, browser: str, os: str, device: str) ->
 )
 def test_bots_and_scripts_are_bots(ua: str) -> None:
     assert useragent.parse(ua).is_bot
+
+
+def test_the_split_resolver_answers_as_uap_cores_reference_parser() -> None:
+    # Browser and OS come from the Rust resolver, the device from the Python one over the
+    # same rules; together they answer as ua_parser's own default parser does.
+    import ua_parser
+
+    from tracker.useragent import _rules
+
+    samples = [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"
+        " AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
+        " AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X)"
+        " AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 13; SM-X700)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Linux; Android 9; KFTRWI)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Silk/118.3.1"
+        " like Chrome/118.0.5993.117 Safari/537.36",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (Linux; Android 7.0;)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36 (compatible;"
+        " PetalBot;+https://webmaster.petalsearch.com/site/petalbot)",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 14_0 like Mac OS X)"
+        " AppleWebKit/605.1.15 (KHTML, like Gecko) Version/14.0 Mobile/15E148"
+        " Safari/604.1 (compatible; AdsBot-Google-Mobile;"
+        " +http://www.google.com/mobile/adsbot.html)",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"
+        " AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+        "DoCoMo/2.0 N905i(c100;TB;W24H16)"
+        " (compatible; Googlebot-Mobile/2.1; +http://www.google.com/bot.html)",
+    ]
+    for sample in samples:
+        assert _rules().parse(sample) == ua_parser.parse(sample), sample
