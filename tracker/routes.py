@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
+from typing import Any
 
+from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from privacy.keys import mismatch
@@ -131,6 +134,38 @@ class CollectEndpoint:
             await response(scope, receive, send)
 
 
+def console_routes() -> list[BaseRoute]:
+    from tracker import console  # its pages use this module's html_page and readiness
+
+    return console.routes()
+
+
+class LazyRoutes(BaseRoute):
+    """The routes under ``prefix``, imported at their first request: the console (Jinja2,
+    Babel, Argon2, its catalogs: ~6 MiB) is not loaded into a collector nobody signs into."""
+
+    def __init__(self, prefix: str, load: Callable[[], list[BaseRoute]]) -> None:
+        self.prefix, self._load = prefix, load
+        self._router: Router | None = None
+
+    def router(self) -> Router:
+        if self._router is None:
+            self._router = Router(self._load(), redirect_slashes=False)
+        return self._router
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        return self.router().url_path_for(name, **path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.router().app(scope, receive, send)
+
+
 def routes(*, with_demo: bool) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         # POST /collect never reaches the router: tracker.app.Collector answers it.
@@ -145,9 +180,7 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
         Route("/metrics", metrics, methods=["GET"]),
     ]
     table += api.routes()
-    from tracker import console  # its pages use this module's html_page and readiness
-
-    table += console.routes()
+    table.append(LazyRoutes("/admin", console_routes))
     table += segment.routes()
     if with_demo:
         table.append(Route("/demo/", demo_page, methods=["GET"]))
