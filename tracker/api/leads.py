@@ -128,6 +128,16 @@ async def timeline(request: Request) -> Response:
     services = services_of(request)
     limit = int_param(request, "limit", 10_000, TimelineLimit)
     lead = await root_lead(services, request.path_params["lead_id"])
+    items, events = await timeline_items(services, lead, limit=limit)
+    await audit_read(services, key, "lead.timeline", lead.id, events=events)
+    return json_response(answers.Timeline(lead.id, items, events >= limit))
+
+
+async def timeline_items(
+    services: Services, lead: LeadRow, *, limit: int
+) -> tuple[list[answers.TimelineItem], int]:
+    """The lead's timeline items in order, and how many events it holds (the console
+    shows the same timeline)."""
     family = await services.store.lead_family(lead.id)
     links = await services.store.links_of_leads(family)
     events = await services.store.link_events(links, limit=limit)
@@ -140,8 +150,7 @@ async def timeline(request: Request) -> Response:
     items += [receipt_item(r, keys) for r in receipts if _covered(r, links)]
     items += await _submission_items(services, family, keys)
     items.sort(key=lambda item: (item.at, _KIND_ORDER[type(item)]))
-    await audit_read(services, key, "lead.timeline", lead.id, events=len(events))
-    return json_response(answers.Timeline(lead.id, items, len(events) >= limit))
+    return items, len(events)
 
 
 async def _submission_items(

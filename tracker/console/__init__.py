@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tracker.console import access, auth, home, legal, records, sites, users
+from tracker.console import access, auth, home, leads, legal, people, records, sites, users
 
 ASSETS = {"console.css": "text/css; charset=utf-8",
           "console.js": "application/javascript; charset=utf-8",
-          "icon.svg": "image/svg+xml"}  # fmt: skip
+          "icon.svg": "image/svg+xml",
+          "marketing.css": "text/css; charset=utf-8"}  # fmt: skip
 GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
 
 
@@ -74,4 +75,15 @@ def routes() -> list[BaseRoute]:
         Route("/admin/webhooks/{hook_id}", access.webhook_page, methods=GET),
         Route("/admin/webhooks/{hook_id}/{action}", access.webhook_action, methods=POST),
         Route("/admin/users", users.users_page, methods=BOTH),
+        # marketing
+        Route("/admin/leads", leads.leads_page, methods=GET),
+        Route("/admin/leads/hot", leads.hot_page, methods=GET),
+        Route("/admin/leads/hot.csv", leads.hot_csv, methods=GET),
+        Route("/admin/duplicates", leads.duplicates_page, methods=GET),
+        Route("/admin/duplicates/{action}", leads.duplicates_action, methods=POST),
+        Route("/admin/leads/{lead_id}", people.lead_page, methods=GET),
+        Route("/admin/leads/{lead_id}/timeline", people.lead_timeline, methods=GET),
+        Route("/admin/leads/{lead_id}/merge", people.lead_merge, methods=POST),
+        Route("/admin/leads/{lead_id}/unmerge", people.lead_unmerge, methods=POST),
+        Route("/admin/visitors/{vid}", people.visitor_page, methods=GET),
     ]

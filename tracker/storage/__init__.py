@@ -404,6 +404,20 @@ class Store(Protocol):
 
     async def count_events_since(self, at: int) -> int: ...
 
+    # -- the console's lead list ---------------------------------------------------------
+    async def recent_leads(
+        self, *, site_id: int | None, before: tuple[int, str] | None = None, limit: int
+    ) -> list[LeadRow]:
+        """Unmerged leads, the latest changed first (of those seen on ``site_id``)."""
+
+    async def leads_with_key(self, kind: str, value: bytes, *, limit: int) -> list[str]:
+        """Leads holding this 名寄せ match key."""
+
+    async def score_states(self, lead_ids: Sequence[str]) -> list[ScoreState]: ...
+
+    async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
+        """When each lead's linked browsers were last seen (ms)."""
+
     async def truncate_wal(self) -> bool:
         """Leave no deleted data in a write-ahead log (no-op where there is none)."""
 

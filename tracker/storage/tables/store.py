@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tracker.storage.tables.access import AccessTables
 from tracker.storage.tables.audit import AuditTables
+from tracker.storage.tables.browsing import BrowsingTables
 from tracker.storage.tables.console import ConsoleTables
 from tracker.storage.tables.disclosure import DisclosureTables
 from tracker.storage.tables.events import EventTables
@@ -36,5 +37,6 @@ class StoreTables(
     ConsoleTables,
     DisclosureTables,
     ServerSideTables,
+    BrowsingTables,
 ):
     """The shared mixins, in one place for both stores."""

@@ -1,0 +1,81 @@
+"""What the console's lead list reads, written once for both databases: the newest
+leads (of a site), leads holding a match key (a company searched by its 名寄せ key),
+their score states, and when their browsers were last seen.
+
+Reads only; what a grade or a score means is decided in ``scoring``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tracker.storage.records import LeadRow, ScoreState
+from tracker.storage.rows import LEAD_COLUMNS, lead_from_row
+from tracker.storage.script import Script, rows
+from tracker.storage.tables import Tables
+from tracker.storage.tables.scoring import STATE_COLUMNS, state_from_row
+
+
+def recent_leads(site_id: int | None, before: tuple[int, str] | None, limit: int
+                 ) -> Script[list[LeadRow]]:  # fmt: skip
+    """Unmerged leads, the latest changed first (of those seen on ``site_id``)."""
+    clauses: list[str] = ["merged_into IS NULL"]
+    args: list[object] = []
+    if site_id is not None:
+        clauses.append("EXISTS (SELECT 1 FROM links k WHERE k.lead_id = leads.id"
+                       " AND k.site_id = ?)")  # fmt: skip
+        args.append(site_id)
+    if before is not None:
+        clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
+        args += [before[0], before[0], before[1]]
+    found = yield rows(
+        f"SELECT {LEAD_COLUMNS} FROM leads WHERE {' AND '.join(clauses)}"
+        " ORDER BY updated_at DESC, id DESC LIMIT ?",
+        *args, limit,
+    )  # fmt: skip
+    return [lead_from_row(r) for r in found]
+
+
+def leads_with_key(kind: str, value: bytes, limit: int) -> Script[list[str]]:
+    found = yield rows("SELECT DISTINCT lead_id FROM match_keys WHERE kind = ? AND value = ?"
+                       " ORDER BY lead_id LIMIT ?", kind, value, limit)  # fmt: skip
+    return [str(r[0]) for r in found]
+
+
+def score_states(lead_ids: Sequence[str]) -> Script[list[ScoreState]]:
+    if not lead_ids:
+        return []
+    found = yield rows(f"SELECT {STATE_COLUMNS} FROM lead_scores WHERE lead_id IN ?",
+                       list(lead_ids))  # fmt: skip
+    return [state_from_row(r) for r in found]
+
+
+def last_seen(lead_ids: Sequence[str]) -> Script[dict[str, int]]:
+    """The latest event of each lead's linked browsers within their links' time ranges."""
+    if not lead_ids:
+        return {}
+    found = yield rows(
+        "SELECT k.lead_id, MAX(e.at) FROM links k JOIN events e ON e.vid = k.vid"
+        " AND e.at >= k.valid_from AND (k.ended_at IS NULL OR e.at < k.ended_at)"
+        " WHERE k.lead_id IN ? GROUP BY k.lead_id",
+        list(lead_ids),
+    )  # fmt: skip
+    return {str(lead): int(at) for lead, at in found if at is not None}
+
+
+class BrowsingTables(Tables):
+    """The console's lead list: mixed into both stores."""
+
+    async def recent_leads(
+        self, *, site_id: int | None, before: tuple[int, str] | None = None, limit: int
+    ) -> list[LeadRow]:
+        return await self.read(recent_leads(site_id, before, limit))
+
+    async def leads_with_key(self, kind: str, value: bytes, *, limit: int) -> list[str]:
+        return await self.read(leads_with_key(kind, value, limit))
+
+    async def score_states(self, lead_ids: Sequence[str]) -> list[ScoreState]:
+        return await self.read(score_states(lead_ids))
+
+    async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
+        return await self.read(last_seen(lead_ids))
