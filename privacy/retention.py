@@ -30,6 +30,7 @@ from tracker.storage import Store
 from tracker.storage.records import Site
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 CLASSES = ("events", "visitors", "leads", "receipts")
 DEFAULT_DAYS = {"events": 395, "visitors": 395, "leads": 760, "receipts": 1126}
 SEEN_MESSAGES_DAYS = 30
@@ -49,6 +50,13 @@ class Report:
     dry_run: bool
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0))
     seconds: float = 0.0
+
+
+def events_cutoff(now: int, days: int) -> int:
+    """Events before this go: ``days`` ago, down to a whole hour (the roll-ups' buckets
+    expire whole, so an event is kept at most an hour longer)."""
+    cutoff = now - days * DAY_MS
+    return cutoff - cutoff % HOUR_MS
 
 
 class Retention:
@@ -76,11 +84,15 @@ class Retention:
         sites = await self.store.list_sites()
         # Whole stored partitions of events (PostgreSQL's months) may go only when they
         # are past every site's cutoff: they hold all sites' events.
-        floor = min((now - self.policy.for_site(s)["events"] * DAY_MS for s in sites), default=0)
+        cutoffs = {s.id: events_cutoff(now, self.policy.for_site(s)["events"]) for s in sites}
+        floor = min(cutoffs.values(), default=0)
+        if not dry_run:  # before any purge: the roll-ups as the purges will leave them
+            for site in sites:
+                await self.store.expire_rollups(site.id, cutoffs[site.id])
         for site in sites:
             days = self.policy.for_site(site)
             report.counts["events"] += await self._events(
-                site, now - days["events"] * DAY_MS, floor, dry_run, progress
+                site, cutoffs[site.id], floor, dry_run, progress
             )
             report.counts["visitors"] += await self._visitors(
                 site, now - days["visitors"] * DAY_MS, dry_run

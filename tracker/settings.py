@@ -183,6 +183,12 @@ class Settings:
     demo: bool = _setting(
         "ASHIATO_DEMO", False, "Serve the demo page at `/demo/` (used by `make run`)."
     )
+    rollups: bool = _setting(
+        "ASHIATO_ROLLUPS",
+        True,
+        "Keep the dashboard's roll-ups as events are committed. Off (for measuring their "
+        "cost), the dashboard reads raw events until `ashiato reports rebuild`.",
+    )
 
     @property
     def tag_url(self) -> str:

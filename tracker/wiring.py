@@ -68,6 +68,7 @@ class Parts:
 async def open_parts(settings: Settings, *, migrate: bool = True) -> Parts:
     source = keyring_source(settings)
     store = open_store(settings.database_url)
+    store.rollups_on = settings.rollups
     keystore = open_keystore(settings.keystore_url)
     if migrate:
         await store.migrate()

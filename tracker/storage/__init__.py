@@ -50,6 +50,7 @@ from tracker.storage.records import (
     WriteItem,
     WriteResult,
 )
+from tracker.storage.tables.reports import LeadMark
 
 
 class Store(Protocol):
@@ -417,6 +418,38 @@ class Store(Protocol):
 
     async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
         """When each lead's linked browsers were last seen (ms)."""
+
+    # -- roll-ups and the dashboard's reads (tables/rollups.py, tables/reports.py) ----------
+    rollups_on: bool
+    """Whether ingest keeps the roll-ups (``ASHIATO_ROLLUPS``)."""
+
+    async def rollups_ready(self) -> bool:
+        """The roll-ups cover every visitor (no rebuild pending)."""
+
+    async def expire_rollups(self, site_id: int, before: int) -> None:
+        """The roll-ups as purging the site's events before ``before`` (an hour) leaves them."""
+
+    async def rebuild_rollups(self, *, limit: int = 20_000) -> None: ...
+
+    async def hourly_totals(self, site_id: int, h0: int, h1: int) -> list[tuple[int, int, int]]:
+        """(hour, page views, sessions) for each hour in ``[h0, h1)`` that has some."""
+
+    async def top_values(
+        self, site_id: int, dim: str, h0: int, h1: int, *, limit: int
+    ) -> list[tuple[str, int, int]]: ...
+
+    async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
+        """Distinct visitors in each span of hours, then in all of them together."""
+
+    async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...
+
+    async def hot_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...
+
+    async def live_visitors(self, site_id: int, since: int) -> int: ...
+
+    async def page_views(
+        self, site_id: int, t0: int, t1: int
+    ) -> tuple[list[tuple[Any, ...]], set[tuple[int, str, str]]]: ...
 
     async def truncate_wal(self) -> bool:
         """Leave no deleted data in a write-ahead log (no-op where there is none)."""

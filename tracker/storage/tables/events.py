@@ -32,7 +32,7 @@ from tracker.storage.rows import (
     to_json,
 )
 from tracker.storage.script import Insert, Script, count, lock_visitors, row, rows, run, value
-from tracker.storage.tables import Tables
+from tracker.storage.tables import Tables, rollups
 from tracker.storage.tables.serverside import claim_messages, first_claims
 
 STATE_COLUMNS = "site_id, vid, analytics, marketing, gpc, receipt_id, at"
@@ -42,20 +42,24 @@ VISITORS_PER_QUERY = 900
 FOREVER = 2**62
 
 
-def write_batch(items: Sequence[WriteItem], rules: ConsentRules) -> Script[WriteResult]:
+def write_batch(
+    items: Sequence[WriteItem], rules: ConsentRules, rollups_on: bool = True
+) -> Script[WriteResult]:
     """Each event is admitted against its visitor's consent state as it stands at that
     point of the batch (a grant earlier in the same batch counts), read once per batch
-    after the visitors whose consent the batch changes are locked."""
+    after the visitors whose consent the batch changes are locked. The roll-ups count
+    the admitted page views in the same transaction (``rollups_on``)."""
     yield from lock_visitors({item.vid for item in items if not isinstance(item, Event)})
     states = yield from consent_states({item.vid for item in items})
-    result, admitted = WriteResult(), list[tuple[Any, ...]]()
+    result, admitted = WriteResult(), list[Event]()
+    insert_events = partial(_insert_events, rollups_on=rollups_on)
     fresh = yield from unseen_messages(items)
     for item in items:
         if isinstance(item, Event):
             if item.message_id is not None and id(item) not in fresh:
                 result.duplicates += 1
             elif rules.admit(item, states.get((item.site_id, item.vid))):
-                admitted.append(event_row(item))
+                admitted.append(item)
             else:
                 result.refused += 1
         elif isinstance(item, ConsentReceipt):
@@ -78,9 +82,10 @@ def unseen_messages(items: Sequence[WriteItem]) -> Script[set[int]]:
     return {id(e) for e, keep in zip(named, first_claims(named, claimed), strict=True) if keep}
 
 
-def insert_events(admitted: list[tuple[Any, ...]]) -> Script[int]:
+def _insert_events(admitted: list[Event], *, rollups_on: bool) -> Script[int]:
     if admitted:
-        yield Insert("events", EVENT_COLUMN_NAMES, admitted)
+        yield from rollups.record(admitted, rollups_on)  # asks for sessions seen before
+        yield Insert("events", EVENT_COLUMN_NAMES, [event_row(e) for e in admitted])
     return len(admitted)
 
 
@@ -129,12 +134,14 @@ def forget(item: Forget, rules: ConsentRules, states: States) -> Script[int]:
     link gives to a lead (a known person's data goes only through a privacy request, and
     knowing a visitor id must not be enough to wipe it). Links stay; the receipts stay
     (proof), plus this one."""
+    before = yield from rollups.snapshot([item.vid])
     erased = yield count(
         "DELETE FROM events WHERE vid = ? AND site_id = ? AND NOT EXISTS (SELECT 1 FROM"
         " links k WHERE k.vid = events.vid AND events.at >= k.valid_from"
         " AND events.at < COALESCE(k.ended_at, ?))",
         item.vid, item.receipt.site_id, FOREVER,
     )  # fmt: skip
+    yield from rollups.settle([item.vid], before)
     yield from record_receipt(item.receipt, rules, states)
     return int(erased)
 
@@ -161,8 +168,11 @@ def count_events() -> Script[int]:
 class EventTables(Tables):
     """Events and consent: mixed into both stores."""
 
+    rollups_on = True
+    """Whether ingest keeps the roll-ups (``ASHIATO_ROLLUPS``); off, they need a rebuild."""
+
     async def write_batch(self, items: Sequence[WriteItem], rules: ConsentRules) -> WriteResult:
-        return await self.transact(partial(write_batch, items, rules))
+        return await self.transact(partial(write_batch, items, rules, self.rollups_on))
 
     async def consent_state(self, site_id: int, vid: str) -> ConsentState | None:
         return await self.read(consent_state(site_id, vid))

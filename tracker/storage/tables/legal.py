@@ -23,7 +23,7 @@ from typing import Any
 from tracker.storage.records import ErasureCounts, ErasurePlan, Link, PrivacyRequest
 from tracker.storage.rows import from_json, to_json
 from tracker.storage.script import Lock, LockName, Script, count, lock_visitors, rows, run, value
-from tracker.storage.tables import Tables
+from tracker.storage.tables import Tables, rollups
 from tracker.storage.tables.changes import record_change
 from tracker.storage.tables.matching import erase_matching
 
@@ -89,9 +89,12 @@ def erase(plan: ErasurePlan) -> Script[ErasureCounts]:
     whole = list(dict.fromkeys(plan.whole_vids))
     yield from lock_visitors([*whole, *(link.vid for link in plan.links)])
     yield Lock(LockName.LEAD_GRAPH)
+    touched = {*whole, *(link.vid for link in plan.links)}
+    before = yield from rollups.snapshot(touched)  # the person's page views leave the counts
     counts.events += yield from _erase_link_ranges(plan.links, set(whole))
     if whole:
         yield from _erase_visitors(whole, counts)
+    yield from rollups.settle(touched, before)
     leads = list(plan.lead_ids)
     if leads:
         yield from _erase_leads(leads, counts)
@@ -136,6 +139,7 @@ def _erase_leads(leads: list[str], counts: ErasureCounts) -> Script[None]:
     yield run("DELETE FROM submissions WHERE lead_id IN ?", leads)
     yield run("DELETE FROM score_ledger WHERE lead_id IN ?", leads)  # the ledger goes too
     yield run("DELETE FROM lead_scores WHERE lead_id IN ?", leads)
+    yield run("DELETE FROM hot_crossings WHERE lead_id IN ?", leads)
     yield from erase_matching(leads)
     yield run("UPDATE leads SET merged_into = NULL WHERE id IN ?", leads)
     counts.leads += yield count("DELETE FROM leads WHERE id IN ?", leads)

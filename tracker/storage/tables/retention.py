@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from tracker.storage.script import Script, count, rows, run, value
-from tracker.storage.tables import Tables
+from tracker.storage.tables import Tables, rollups
 from tracker.storage.tables.legal import NO_END
 
 
@@ -43,7 +43,9 @@ def idle_visitors(site_id: int, before: int, limit: int) -> Script[list[str]]:
 
 
 def purge_visitor_state(site_id: int, vids: Sequence[str]) -> Script[int]:
+    before = yield from rollups.snapshot(vids)
     yield run("DELETE FROM events WHERE site_id = ? AND vid IN ?", site_id, list(vids))
+    yield from rollups.settle(vids, before)
     purged = yield count(
         "DELETE FROM consent_state WHERE site_id = ? AND vid IN ?", site_id, list(vids)
     )

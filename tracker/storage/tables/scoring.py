@@ -170,6 +170,8 @@ def settle(
               " AND site_id = ?", armed, after.score, after.fit, now, root,
               rules.site_id)  # fmt: skip
     if fire:
+        yield run("INSERT INTO hot_crossings (lead_id, site_id, at) VALUES (?, ?, ?)",
+                  root, rules.site_id, now)  # fmt: skip
         data = {"lead": root, "site_id": rules.site_id, **rules.hot_data(entries, now)}
         data |= yield from activity(root, rules.site_id)
         yield from enqueue(root, "lead.hot", data, now)

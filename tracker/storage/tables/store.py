@@ -14,7 +14,9 @@ from tracker.storage.tables.ledger import LedgerTables
 from tracker.storage.tables.legal import LegalTables
 from tracker.storage.tables.matching import MatchingTables
 from tracker.storage.tables.merges import MergeTables
+from tracker.storage.tables.reports import ReportTables
 from tracker.storage.tables.retention import RetentionTables
+from tracker.storage.tables.rollups import RollupTables
 from tracker.storage.tables.scoring import ScoringTables
 from tracker.storage.tables.serverside import ServerSideTables
 from tracker.storage.tables.sites import SiteTables
@@ -37,6 +39,8 @@ class StoreTables(
     ConsoleTables,
     DisclosureTables,
     ServerSideTables,
+    RollupTables,
+    ReportTables,
     BrowsingTables,
 ):
     """The shared mixins, in one place for both stores."""

@@ -1,0 +1,150 @@
+"""What the dashboard reads: roll-ups by hour, leads created and turned hot, the live
+count, and (with filters, or before the roll-ups cover every visitor) raw page views.
+
+Ranges are half-open: hours ``[h0, h1)`` (UTC hours since the epoch), times ``[t0, t1)``
+in ms. Answers are plain tuples of numbers and strings; ``tracker.reports`` shapes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tracker.storage.script import Script, rows, value
+from tracker.storage.tables import Tables
+from tracker.storage.tables.rollups import VIEW_COLUMNS, View
+
+Session = tuple[int, str, str]
+"""(site_id, vid, sid)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeadMark:
+    """A lead created, or turned hot, at ``at``, with its touches' campaigns."""
+
+    lead_id: str
+    at: int
+    first_campaign: str
+    last_campaign: str
+
+
+def hourly_totals(site_id: int, h0: int, h1: int) -> Script[list[tuple[int, int, int]]]:
+    found = yield rows(
+        "SELECT hour, pageviews, sessions FROM rollup_counts WHERE site_id = ? AND dim = ?"
+        " AND hour >= ? AND hour < ?",
+        site_id, "", h0, h1,
+    )  # fmt: skip
+    return [(int(h), int(p), int(s)) for h, p, s in found]
+
+
+def top_values(
+    site_id: int, dim: str, h0: int, h1: int, limit: int
+) -> Script[list[tuple[str, int, int]]]:
+    order = "2 DESC" if dim == "page" else "3 DESC"
+    found = yield rows(
+        "SELECT value, SUM(pageviews), SUM(sessions) FROM rollup_counts WHERE site_id = ?"
+        f" AND dim = ? AND hour >= ? AND hour < ? GROUP BY value ORDER BY {order}, 1 LIMIT ?",
+        site_id, dim, h0, h1, limit,
+    )  # fmt: skip
+    return [(str(v), int(p), int(s)) for v, p, s in found]
+
+
+def distinct_visitors(site_id: int, spans: Sequence[tuple[int, int]]) -> Script[list[int]]:
+    """Distinct visitors in each span of hours, then in all of them together."""
+    counts = []
+    for h0, h1 in [*spans, (spans[0][0], spans[-1][1])] if spans else []:
+        found = yield value(
+            "SELECT COUNT(DISTINCT vid) FROM rollup_visitors WHERE site_id = ? AND hour >= ?"
+            " AND hour < ?",
+            site_id, h0, h1,
+        )  # fmt: skip
+        counts.append(int(found or 0))
+    return counts
+
+
+def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
+    """Unmerged leads created in the range that have a visitor on the site."""
+    found = yield rows(
+        "SELECT l.id, l.created_at, l.first_touch, l.last_touch FROM leads l"
+        " WHERE l.created_at >= ? AND l.created_at < ? AND l.merged_into IS NULL"
+        " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)",
+        t0, t1, site_id,
+    )  # fmt: skip
+    return [_mark(r) for r in found]
+
+
+def hot_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
+    """Each time a lead's score crossed into hot on the site in the range."""
+    found = yield rows(
+        "SELECT h.lead_id, h.at, l.first_touch, l.last_touch FROM hot_crossings h"
+        " JOIN leads l ON l.id = h.lead_id WHERE h.site_id = ? AND h.at >= ? AND h.at < ?",
+        site_id, t0, t1,
+    )  # fmt: skip
+    return [_mark(r) for r in found]
+
+
+def _mark(r: Sequence[Any]) -> LeadMark:
+    return LeadMark(str(r[0]), int(r[1]), _campaign(r[2]), _campaign(r[3]))
+
+
+def _campaign(touch: str | None) -> str:
+    found = orjson.loads(touch) if touch else None
+    return str((found or {}).get("utm_campaign") or "")
+
+
+def live_visitors(site_id: int, since: int) -> Script[int]:
+    found = yield value(
+        "SELECT COUNT(DISTINCT vid) FROM events WHERE at >= ? AND site_id = ?", since, site_id
+    )
+    return int(found or 0)
+
+
+def page_views(site_id: int, t0: int, t1: int) -> Script[tuple[list[View], set[Session]]]:
+    """The site's page views in the range in storage order, and the sessions among
+    theirs whose first page view (in storage order) is not one of them."""
+    found = yield rows(
+        f"SELECT {VIEW_COLUMNS} FROM events WHERE at >= ? AND at < ? AND site_id = ?"
+        " AND type = ? ORDER BY id",
+        t0, t1, site_id, "pageview",
+    )  # fmt: skip
+    views = [tuple(r) for r in found]
+    ids = {v[0] for v in views}
+    vids, earlier = sorted({v[2] for v in views}), set[Session]()
+    for start in range(0, len(vids), 500):
+        firsts = yield rows(
+            "SELECT vid, sid, MIN(id) FROM events WHERE vid IN ? AND site_id = ? AND type = ?"
+            " GROUP BY vid, sid",
+            vids[start : start + 500], site_id, "pageview",
+        )  # fmt: skip
+        earlier |= {(site_id, v, sid or "") for v, sid, first in firsts if first not in ids}
+    return views, earlier
+
+
+class ReportTables(Tables):
+    """The dashboard's reads: mixed into both stores."""
+
+    async def hourly_totals(self, site_id: int, h0: int, h1: int) -> list[tuple[int, int, int]]:
+        return await self.read(hourly_totals(site_id, h0, h1))
+
+    async def top_values(
+        self, site_id: int, dim: str, h0: int, h1: int, *, limit: int
+    ) -> list[tuple[str, int, int]]:
+        return await self.read(top_values(site_id, dim, h0, h1, limit))
+
+    async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
+        return await self.read(distinct_visitors(site_id, spans))
+
+    async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
+        return await self.read(new_leads(site_id, t0, t1))
+
+    async def hot_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
+        return await self.read(hot_leads(site_id, t0, t1))
+
+    async def live_visitors(self, site_id: int, since: int) -> int:
+        return await self.read(live_visitors(site_id, since))
+
+    async def page_views(self, site_id: int, t0: int, t1: int) -> tuple[list[View], set[Session]]:
+        return await self.read(page_views(site_id, t0, t1))

@@ -1,0 +1,300 @@
+"""Roll-ups: hourly counts of page views and sessions, kept exact with the raw events.
+
+What a page view counts for (``tally``), decided once here and used both as events are
+committed and when some are deleted:
+
+* ``rollup_counts`` (site, dimension, UTC hour, value): page views per page (``page``)
+  and in all (dimension ``''``); sessions in all and per entry page, referrer host, UTM
+  source / medium / campaign, device, browser and OS. A session is a (site, visitor,
+  sid) with page views; it counts once, in the hour of its first page view in storage
+  order (``events.id``), with that page view's attributes.
+* ``rollup_visitors`` (site, UTC hour, visitor): who viewed a page in that hour, so the
+  distinct visitors of any day in any whole-hour time zone are counted exactly.
+
+Hourly UTC buckets regroup into the days of any time zone whose offset is whole hours.
+
+Maintenance, each in the transaction that changes the events:
+
+* a write batch adds what its page views count for (``record``), after asking which of
+  their sessions already had a page view;
+* a delete by visitor (erasure, ``forget``, idle visitors) tallies those visitors' page
+  views before and after it and applies the difference (``snapshot`` / ``settle``);
+* retention by time (``expire``) runs before the purge: the rows of wholly expired hours
+  go, and visitors with page views on both sides of the cutoff are re-tallied as the
+  purge will leave them.
+
+``rollup_state`` says whether the counts cover every visitor: a rebuild (``rebuild_step``,
+after migration 0010 on a database with events, or after ingest ran with roll-ups off)
+walks visitors in id order and moves a watermark; until it is done a write adds only for
+visitors at or below it, and readers fall back to the raw events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from tracker.storage.records import Event
+from tracker.storage.script import Script, rows, run, value
+from tracker.storage.tables import Tables
+
+HOUR_MS = 3_600_000
+SESSION_DIMENSIONS = ("entry", "referrer", "source", "medium", "campaign", "device",
+                      "browser", "os")  # fmt: skip
+VIEW_COLUMNS = (
+    "id, site_id, vid, sid, at, url, referrer, utm_source, utm_medium, utm_campaign,"
+    " device, browser, os"
+)
+VIEWS_PER_QUERY = 500
+ROWS_PER_STATEMENT = 500
+ALL = "\U0010ffff"
+"""A watermark above every visitor id: the roll-ups cover everyone."""
+
+Key = tuple[int, str, int, str]
+"""(site_id, dimension, hour, value)."""
+VisitorHour = tuple[int, int, str]
+"""(site_id, hour, vid)."""
+View = tuple[Any, ...]
+"""A page view's ``VIEW_COLUMNS``."""
+
+
+def path_of(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return ""
+
+
+def host_of(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def view_of(e: Event) -> View:
+    return (e.id, e.site_id, e.vid, e.sid, e.at, e.url, e.referrer, e.utm_source,
+            e.utm_medium, e.utm_campaign, e.device, e.browser, e.os)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Tally:
+    """What some page views count for."""
+
+    counts: dict[Key, list[int]] = field(default_factory=dict)
+    """[page views, sessions] per key."""
+    visitors: set[VisitorHour] = field(default_factory=set)
+
+    def add(self, key: Key, views: int, sessions: int) -> None:
+        found = self.counts.get(key)
+        if found is None:
+            self.counts[key] = [views, sessions]
+        else:
+            found[0] += views
+            found[1] += sessions
+
+    def minus(self, other: Tally) -> Tally:
+        delta = Tally({k: list(v) for k, v in self.counts.items()})
+        for key, (views, sessions) in other.counts.items():
+            delta.add(key, -views, -sessions)
+        delta.counts = {k: v for k, v in delta.counts.items() if v != [0, 0]}
+        delta.visitors = self.visitors - other.visitors
+        return delta
+
+
+def tally(views: Iterable[View], known: set[tuple[int, str, str]] = frozenset()) -> Tally:  # type: ignore[assignment]
+    """What ``views`` (in storage order) count for; ``known``: sessions (site, vid, sid)
+    that already had a page view before them."""
+    out, seen = Tally(), set(known)
+    for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
+        hour = at // HOUR_MS
+        path = path_of(url)
+        out.add((site, "", hour, ""), 1, 0)
+        out.add((site, "page", hour, path), 1, 0)
+        out.visitors.add((site, hour, vid))
+        session = (site, vid, sid or "")
+        if session in seen:
+            continue
+        seen.add(session)
+        out.add((site, "", hour, ""), 0, 1)
+        values = (path, host_of(ref), source or "", medium or "", campaign or "",
+                  device or "", browser or "", os_ or "")  # fmt: skip
+        for dim, val in zip(SESSION_DIMENSIONS, values, strict=True):
+            out.add((site, dim, hour, val), 0, 1)
+    return out
+
+
+# -- applying a tally ------------------------------------------------------------------
+def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
+    """Add ``delta``'s counts (negative ones subtract); add its visitor-hours and remove
+    ``gone``."""
+    items = sorted(delta.counts.items())
+    for start in range(0, len(items), ROWS_PER_STATEMENT):
+        chunk = items[start : start + ROWS_PER_STATEMENT]
+        args = [a for (site, dim, hour, val), (v, s) in chunk for a in (site, dim, hour, val, v, s)]
+        yield run(
+            "INSERT INTO rollup_counts (site_id, dim, hour, value, pageviews, sessions) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+            + " ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET"
+            " pageviews = rollup_counts.pageviews + excluded.pageviews,"
+            " sessions = rollup_counts.sessions + excluded.sessions",
+            *args,
+        )
+    for site, dim, hour, val in [k for k, v in items if v[0] < 0 or v[1] < 0]:
+        yield run(
+            "DELETE FROM rollup_counts WHERE site_id = ? AND dim = ? AND hour = ?"
+            " AND value = ? AND pageviews = 0 AND sessions = 0",
+            site, dim, hour, val,
+        )  # fmt: skip
+    yield from _add_visitors(sorted(delta.visitors))
+    for site, hour, vid in sorted(set(gone)):
+        yield run(
+            "DELETE FROM rollup_visitors WHERE site_id = ? AND hour = ? AND vid = ?",
+            site, hour, vid,
+        )  # fmt: skip
+
+
+def _add_visitors(visitors: Sequence[VisitorHour]) -> Script[None]:
+    for start in range(0, len(visitors), ROWS_PER_STATEMENT):
+        chunk = visitors[start : start + ROWS_PER_STATEMENT]
+        yield run(
+            "INSERT INTO rollup_visitors (site_id, hour, vid) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(chunk))
+            + " ON CONFLICT (site_id, hour, vid) DO NOTHING",
+            *(a for item in chunk for a in item),
+        )
+
+
+# -- as events are written -------------------------------------------------------------
+def watermark() -> Script[str]:
+    """Visitors at or below this id are in the roll-ups ('' none, ``ALL`` everyone)."""
+    found = yield value("SELECT watermark FROM rollup_state WHERE id = 1")
+    return ALL if found is None else str(found)
+
+
+def record(events: Sequence[Event], enabled: bool) -> Script[None]:
+    """Before ``events`` are inserted: add what their page views count for (or, with
+    roll-ups off, mark the roll-ups as needing a rebuild)."""
+    if not enabled:
+        yield run("UPDATE rollup_state SET watermark = '' WHERE id = 1 AND watermark IS NULL")
+        return
+    mark = yield from watermark()
+    views = [view_of(e) for e in events if e.type == "pageview" and e.vid <= mark]
+    if not views:
+        return
+    known = yield from known_sessions({v[2] for v in views})
+    yield from apply(tally(views, known))
+
+
+def known_sessions(vids: Iterable[str]) -> Script[set[tuple[int, str, str]]]:
+    ordered, known = sorted(vids), set[tuple[int, str, str]]()
+    for start in range(0, len(ordered), VIEWS_PER_QUERY):
+        found = yield rows(
+            "SELECT DISTINCT site_id, vid, sid FROM events WHERE vid IN ? AND type = ?",
+            ordered[start : start + VIEWS_PER_QUERY], "pageview",
+        )  # fmt: skip
+        known.update((int(site), vid, sid or "") for site, vid, sid in found)
+    return known
+
+
+# -- as events are deleted -------------------------------------------------------------
+def views_of(vids: Iterable[str]) -> Script[list[View]]:
+    """The page views of these visitors (those the roll-ups cover), in storage order."""
+    mark = yield from watermark()
+    ordered, found = sorted(v for v in set(vids) if v <= mark), list[View]()
+    for start in range(0, len(ordered), VIEWS_PER_QUERY):
+        found += yield rows(
+            f"SELECT {VIEW_COLUMNS} FROM events WHERE vid IN ? AND type = ?",
+            ordered[start : start + VIEWS_PER_QUERY], "pageview",
+        )  # fmt: skip
+    found.sort(key=lambda v: v[0])
+    return found
+
+
+def snapshot(vids: Iterable[str]) -> Script[Tally]:
+    """What these visitors count for now: call before deleting some of their events."""
+    return tally((yield from views_of(vids)))
+
+
+def settle(vids: Iterable[str], before: Tally) -> Script[None]:
+    """After the delete: apply the difference to what they count for now."""
+    after = tally((yield from views_of(vids)))
+    yield from apply(after.minus(before), before.visitors - after.visitors)
+
+
+def expire(site_id: int, before: int) -> Script[None]:
+    """Before retention deletes the site's events older than ``before`` (a whole hour):
+    the roll-ups as the purge will leave them."""
+    hour = before // HOUR_MS
+    spanning = yield rows(
+        "SELECT DISTINCT e.vid FROM events e WHERE e.site_id = ? AND e.at < ? AND e.type = ?"
+        " AND EXISTS (SELECT 1 FROM events f WHERE f.vid = e.vid AND f.at >= ?"
+        " AND f.site_id = e.site_id AND f.type = ?)",
+        site_id, before, "pageview", before, "pageview",
+    )  # fmt: skip
+    views = [v for v in (yield from views_of(r[0] for r in spanning)) if v[1] == site_id]
+    whole = tally(views)
+    kept = tally(v for v in views if v[4] >= before)
+    delta = kept.minus(whole)
+    delta.counts = {k: v for k, v in delta.counts.items() if k[2] >= hour}
+    yield run("DELETE FROM rollup_counts WHERE site_id = ? AND hour < ?", site_id, hour)
+    yield run("DELETE FROM rollup_visitors WHERE site_id = ? AND hour < ?", site_id, hour)
+    gone = {v for v in whole.visitors - kept.visitors if v[1] >= hour}
+    yield from apply(delta, gone)
+
+
+# -- rebuilding ------------------------------------------------------------------------
+def start_rebuild() -> Script[None]:
+    yield run("DELETE FROM rollup_counts")
+    yield run("DELETE FROM rollup_visitors")
+    yield run("UPDATE rollup_state SET watermark = '' WHERE id = 1")
+
+
+def rebuild_step(limit: int) -> Script[bool]:
+    """Tally the next visitors past the watermark (about ``limit`` page views); True
+    when every visitor is in."""
+    mark = yield from watermark()
+    if mark == ALL:
+        return True
+    found = yield rows(
+        "SELECT vid FROM events WHERE vid > ? AND type = ? ORDER BY vid LIMIT ?",
+        mark, "pageview", limit,
+    )  # fmt: skip
+    vids = sorted({r[0] for r in found})
+    done = len(found) < limit
+    if not done and len(vids) > 1:
+        vids = vids[:-1]  # the last one may have more page views past the limit
+    top = ALL if done else vids[-1]
+    yield run("UPDATE rollup_state SET watermark = ? WHERE id = 1", top)
+    if vids:
+        yield from apply(tally((yield from views_of(vids))))
+    if done:
+        yield run("UPDATE rollup_state SET watermark = NULL WHERE id = 1")
+    return done
+
+
+class RollupTables(Tables):
+    """Roll-up maintenance outside ingest: mixed into both stores."""
+
+    async def rollups_ready(self) -> bool:
+        return await self.read(_ready())
+
+    async def expire_rollups(self, site_id: int, before: int) -> None:
+        await self.transact(partial(expire, site_id, before))
+
+    async def rebuild_rollups(self, *, limit: int = 20_000) -> None:
+        """Count every event again (a long job: one short transaction per step)."""
+        await self.transact(start_rebuild)
+        while not await self.transact(partial(rebuild_step, limit)):
+            pass
+
+
+def _ready() -> Script[bool]:
+    return (yield from watermark()) == ALL
