@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from tracker.errors import AshiatoError, Refused
 from tracker.settings import Settings
 
-from . import apikeys, disclosure, keys, leads, privacy, scoring, server, sites, users
+from . import apikeys, disclosure, keys, leads, privacy, reports, scoring, server, sites, users
 
-MODULES = (server, sites, keys, apikeys, privacy, leads, scoring, users, disclosure)
+MODULES = (server, sites, keys, apikeys, privacy, leads, scoring, users, disclosure, reports)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
