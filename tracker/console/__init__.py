@@ -15,7 +15,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tracker.console import access, auth, home, leads, legal, people, records, sites, users
+from tracker.console import (
+    access,
+    auth,
+    dashboard,
+    home,
+    leads,
+    legal,
+    people,
+    records,
+    sites,
+    users,
+)
 
 ASSETS = {"console.css": "text/css; charset=utf-8",
           "console.js": "application/javascript; charset=utf-8",
@@ -76,6 +87,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/webhooks/{hook_id}/{action}", access.webhook_action, methods=POST),
         Route("/admin/users", users.users_page, methods=BOTH),
         # marketing
+        Route("/admin/dashboard", dashboard.dashboard_page, methods=GET),
         Route("/admin/leads", leads.leads_page, methods=GET),
         Route("/admin/leads/hot", leads.hot_page, methods=GET),
         Route("/admin/leads/hot.csv", leads.hot_csv, methods=GET),

@@ -52,6 +52,10 @@ async def _lead(console: Console) -> LeadRow:
     return await root_lead(console.services, console.request.path_params["lead_id"])
 
 
+def site_names(console: Console) -> dict[str, str]:
+    return {key: site.name for key, site in console.services.sites.current().items()}
+
+
 def why(score: answers.LeadScore) -> list[answers.LedgerEntry]:
     """The entries that make the score now, largest first: the "why hot"."""
     engagement = [e for e in score.ledger if e.axis == "engagement" and e.counts]
@@ -72,7 +76,7 @@ async def lead_page(console: Console) -> Response:
                           fit=[e for e in score.ledger if e.axis == "fit"],
                           browsers=browsers, merges=await services.store.merges_of([lead.id]),
                           identified_at=timeline.identified_at(detail.visitors),
-                          path_of=timeline.path_of)  # fmt: skip
+                          site_names=site_names(console), path_of=timeline.path_of)  # fmt: skip
 
 
 @page(*VIEW_ROLES)
