@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jaconv
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from identity import matchkeys
 from identity.duplicates import Confidence, compare, judge, pairing_kinds, suggest
@@ -560,3 +563,39 @@ def test_pairing_kinds_find_every_pair_judge_would_list() -> None:
         for least in Confidence:
             if found is not None and found.rank <= least.rank:
                 assert matched & {k.value for k in pairing_kinds(least)}, (matched, differs)
+
+
+# -- properties: any spelling of the same thing, the same key ------------------------
+
+FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
+KANA = st.text(alphabet=[chr(c) for c in range(0x30A2, 0x30F3)], min_size=2, max_size=8)
+"""Katakana (ア to ン; no ヴ/ヵ/ヶ, which have no hiragana twin in ``jaconv``)."""
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8))
+def test_a_tokyo_number_is_one_key_however_written(digits: str) -> None:
+    local = f"03-{digits[:4]}-{digits[4:]}"
+    assume(phone_key(local) is not None)
+    forms = [local, local.translate(FULL_WIDTH), f"+81 3 {digits[:4]} {digits[4:]}",
+             f"(03){digits[:4]}-{digits[4:]}", "03" + digits]  # fmt: skip
+    assert len({phone_key(f) for f in forms}) == 1
+
+
+@given(KANA, KANA, st.sampled_from([" ", "　", "", "・"]))
+def test_a_kana_name_is_one_key_in_any_width_script_or_spacing(
+    family: str, given_name: str, gap: str
+) -> None:
+    katakana = f"{family} {given_name}"
+    hiragana = jaconv.kata2hira(f"{family}{gap}{given_name}")
+    half_width = jaconv.z2h(katakana, kana=True, ascii=False, digit=False)
+    assert name_keys(katakana) & name_keys(hiragana) & name_keys(half_width)
+
+
+@given(st.from_regex(r"[a-z][a-z0-9.]{0,10}@[a-z]{1,8}\.(jp|com|co\.jp)", fullmatch=True))
+def test_an_email_is_one_key_in_any_case_or_width(email: str) -> None:
+    assert email_key(email.upper()) == email_key(email.translate(FULL_WIDTH)) == email_key(email)
+
+
+@given(KANA, st.sampled_from(["株式会社{}", "{}株式会社", "㈱{}", "{}(株)", "（株）{}", "{} K.K."]))
+def test_a_company_is_one_key_with_its_legal_form_anywhere(name: str, form: str) -> None:
+    assert company_key(form.format(name)) == company_key(name)
