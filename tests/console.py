@@ -9,17 +9,19 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import Deployment
+from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
 from tests.servers import with_store
 from tracker.console.accounts import Accounts
 from tracker.console.sessions import cookie_name, token_hash
 from tracker.settings import Settings
-from tracker.storage.records import ConsoleSession
+from tracker.storage.records import ConsoleSession, Site
 from tracker.wiring import open_parts
 
 COOKIE = cookie_name(False)  # the tests' servers answer plain http on 127.0.0.1
@@ -109,3 +111,29 @@ def age_session(dep: Deployment, client: httpx.Client, **fields: int) -> None:
         await store.start_console_session(aged, replaces=None, stale=0)
 
     with_store(dep.database_url, rewrite)
+
+
+def console_deployment(tmp: Path) -> Iterator[Deployment]:
+    """A running server with a legal, an admin and a marketing user (``ROLE@example.jp``)."""
+    dep = make_deployment(tmp, backend="sqlite", ASHIATO_RATE_LIMIT_IP="0", **LOOPBACK_HOOKS)
+    add_users(dep.env, *((f"{r}@example.jp", r) for r in ("legal", "admin", "marketing")))
+    dep.server.start()
+    yield dep
+    dep.server.stop()
+    assert "Traceback" not in dep.server.logs()
+
+
+def stored(dep: Deployment, method: str) -> list[Any]:
+    """What the server's database holds now (read directly: no CLI process to start)."""
+    found: list[Any] = with_store(dep.database_url, lambda store: getattr(store, method)())
+    return found
+
+
+def site_named(dep: Deployment, name: str) -> Site:
+    return next(s for s in stored(dep, "list_sites") if s.name == name)
+
+
+def user_of(dep: Deployment, client: httpx.Client) -> str:
+    session = session_of(dep, client)
+    assert session is not None
+    return session.user_id

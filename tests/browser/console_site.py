@@ -5,14 +5,12 @@ for dialogs and console errors (a CSP violation is logged as one)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import LOOPBACK_HOOKS, Deployment, make_deployment
-from tests.console import PASSWORD, add_users
+from tests.console import PASSWORD
 from tests.servers import CHROME_UA, ROOT, free_port
 
 ARTIFACTS = ROOT / "tmp" / "artifacts" / "console"
@@ -46,16 +44,6 @@ class Receiver:
         httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         return httpd
-
-
-def console_deployment(tmp: Path) -> Iterator[Deployment]:
-    """A running server with a legal, an admin and a marketing user (``ROLE@example.jp``)."""
-    dep = make_deployment(tmp, backend="sqlite", ASHIATO_RATE_LIMIT_IP="0", **LOOPBACK_HOOKS)
-    add_users(dep.env, *((f"{r}@example.jp", r) for r in ("legal", "admin", "marketing")))
-    dep.server.start()
-    yield dep
-    dep.server.stop()
-    assert "Traceback" not in dep.server.logs()
 
 
 class Watched:

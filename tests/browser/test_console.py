@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.console_site import Receiver, Watched, console_deployment
+from tests.browser.console_site import Receiver, Watched
 from tests.conftest import Deployment
+from tests.console import console_deployment
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser

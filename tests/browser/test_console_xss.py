@@ -20,9 +20,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.browser.console_site import Watched, console_deployment
+from tests.browser.console_site import Watched
 from tests.conftest import SITE_ORIGIN, Deployment
-from tests.console import add_user
+from tests.console import add_user, console_deployment
 from tests.servers import CHROME_UA, cli_json
 
 pytestmark = pytest.mark.browser
