@@ -192,8 +192,10 @@ def match_values(person: Person) -> set[tuple[Kind, str]]:
     """Every (kind, normalised value) of a lead's traits: what ``match_index`` keys."""
     fields = person.fields
     values: set[tuple[Kind, str]] = set()
-    if email := email_key(person.email):
-        values.add((Kind.EMAIL, email))
+    # Always one key at least (what is stored marks the lead as keyed), even for an
+    # address email_key cannot read.
+    email = email_key(person.email) or unicodedata.normalize("NFKC", person.email).strip()
+    values.add((Kind.EMAIL, email.lower()))
     if domain := email_domain(person.email):
         values.add((Kind.DOMAIN, domain))
     for raw in (person.phone, *(fields.get(f) for f in PHONE_FIELDS)):

@@ -599,3 +599,8 @@ def test_an_email_is_one_key_in_any_case_or_width(email: str) -> None:
 @given(KANA, st.sampled_from(["株式会社{}", "{}株式会社", "㈱{}", "{}(株)", "（株）{}", "{} K.K."]))
 def test_a_company_is_one_key_with_its_legal_form_anywhere(name: str, form: str) -> None:
     assert company_key(form.format(name)) == company_key(name)
+
+
+@pytest.mark.parametrize("email", ["@example.jp", "taro@", "no-at-sign", " "])
+def test_every_lead_has_a_key_even_with_an_odd_address(email: str) -> None:
+    assert {kind for kind, _ in match_values(P(email))} == {Kind.EMAIL}
