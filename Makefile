@@ -4,10 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export ASHIATO_DATABASE_URL ?= sqlite:///./data/ashiato.db
 # make run is a development server: without a configured master key it creates
 # ./keys/dev-master.key (loudly). Production sets ASHIATO_MASTER_KEY_FILE instead.
+# Its address: make run PORT=8001 (HOST=0.0.0.0 to be reached from other machines).
+PORT ?= 8000
+HOST ?= 127.0.0.1
 run: export ASHIATO_DEV ?= true
+run: export ASHIATO_HOST = $(HOST)
+run: export ASHIATO_PORT = $(PORT)
 
 .PHONY: run test lint format tag bench chromium postgres proxies clean
 
@@ -17,11 +21,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: install, prepare the demo site, serve on http://127.0.0.1:8000
-run: $(STAMP)
+## run: install, prepare the demo site and a console admin (its one-time password is
+## printed on the first run), serve on http://127.0.0.1:8000 (or PORT, HOST)
+run: $(STAMP) .env
 	$(BIN)/ashiato migrate
 	$(BIN)/ashiato demo
-	ASHIATO_DEMO=true $(BIN)/ashiato serve --host 127.0.0.1 --port 8000
+	ASHIATO_DEMO=true exec $(BIN)/ashiato serve
+
+## .env: what make run used, so that `.venv/bin/ashiato …` here works on the same data
+## and keys (every ashiato command reads ./.env; the environment wins over it)
+.env:
+	printf '%s\n' '# Written by make run (development only): ashiato commands run here read it.' \
+	  'ASHIATO_DEV=true' 'ASHIATO_DATABASE_URL=sqlite:///./data/ashiato.db' > $@
 
 ## test: install everything the suite needs, then lint and run the whole suite
 # Three workers on two cores: most of the suite waits (servers starting, lock timeouts,

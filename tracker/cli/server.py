@@ -1,17 +1,15 @@
-"""``ashiato serve``, ``migrate`` and ``demo``."""
+"""``ashiato serve``, ``migrate`` and (from ``tracker.cli.demo``) ``demo``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts
-from tracker.cli.sites import site_json, snippet
+from tracker.cli import demo
+from tracker.cli.common import Subparsers, emit, json_flag, with_parts
 from tracker.errors import ConfigError
 from tracker.http import BoundedHttpToolsProtocol
 from tracker.settings import Settings
-from tracker.sites import create_site
-from tracker.storage.records import Site
 from tracker.wiring import Parts
 
 
@@ -26,15 +24,7 @@ def register(commands: Subparsers) -> None:
     json_flag(migrate)
     migrate.set_defaults(run=cmd_migrate)
 
-    demo = commands.add_parser("demo", help="create the demo site if missing; print the snippet")
-    demo.add_argument(
-        "--origin",
-        action="append",
-        help="origin(s) of the demo page (default: http://127.0.0.1:8000 and "
-        "http://localhost:8000)",
-    )
-    json_flag(demo)
-    demo.set_defaults(run=cmd_demo)
+    demo.register(commands)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,32 +72,4 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     result = with_parts(settings, work, create=True)
     emit(args, result, f"database is at schema version {result['schema_version']}")
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from tracker.demo import DEMO_SITE
-
-    async def work(parts: Parts) -> Site:
-        for site in await parts.store.list_sites():
-            if site.name == DEMO_SITE:
-                return site
-        origins = args.origin or ["http://127.0.0.1:8000", "http://localhost:8000"]
-        site, _ = await create_site(
-            parts.store, parts.vault, DEMO_SITE, origins, "notice", now=now_ms()
-        )
-        return site
-
-    site = with_parts(settings, work)
-    base = site.origins[0]
-    data = site_json(site) | {
-        "snippet": snippet(site, f"{base}/t.js"),
-        "demo_page": f"{base}/demo/",
-    }
-    emit(
-        args,
-        data,
-        f"demo site key: {site.key}\n\nThe snippet:\n{data['snippet']}\n\n"
-        f"Open {data['demo_page']} in your browser to see it work.",
-    )
     return 0
