@@ -13,9 +13,9 @@ one collector on a fresh PostgreSQL database, and to two collectors (separate pr
 on their own ports, each loaded by its own wrk with half the connections) sharing one;
 each is reported with its ratio to the SQLite collector measured in the same run.
 
-With ``--scoring`` the collector runs twice more (every tenth page view from one of 500
-identified visitors), without rules and with a 20-rule scoring set, each as a share of
-the floor; with ``--rescore N`` N events are written and replayed under those rules
+With ``--scoring`` the collector runs four times more (every ninth page view from one of 500
+identified visitors), alternately without rules and with a 20-rule scoring set, each as
+a share of the floor; with ``--rescore N`` N events are written and replayed under those rules
 (``ashiato scoring rescore``), timed. See ``bench/scoring.py``.
 """
 
@@ -389,21 +389,29 @@ def run_scoring(
 
     found: dict[str, object] = {}
     if args.scoring:  # alternated, twice each: other load on the machine hits both alike
-        best: dict[bool, tuple[Figures, int]] = {}
+        best: dict[bool, Figures] = {}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
         for rules in (False, True, False, True):
-            figures, entries = bench_with_rules(workdir, lua, args, rules=rules, run=len(found))
-            found[f"run{len(found)}"] = asdict(figures) | {"ledger_entries": entries}
+            figures, entries, cpu_ms = bench_with_rules(workdir, lua, args, rules=rules,
+                                                        run=len(found))  # fmt: skip
+            found[f"run{len(found)}"] = asdict(figures) | {"ledger_entries": entries,
+                                                           "cpu_ms_per_1000": cpu_ms}  # fmt: skip
             report(figures)
             print(f"  {figures.requests_per_s / floor.requests_per_s:.1%} of the floor;"
-                  f" ledger entries written: {entries}", flush=True)  # fmt: skip
-            if rules not in best or figures.requests_per_s > best[rules][0].requests_per_s:
-                best[rules] = (figures, entries)
-        without, with_rules = (best[False][0].requests_per_s / floor.requests_per_s,
-                               best[True][0].requests_per_s / floor.requests_per_s)  # fmt: skip
-        found |= {"without_rules_share": without, "with_rules_share": with_rules}
+                  f" CPU {cpu_ms:.0f} ms per 1,000 requests; ledger entries: {entries}",
+                  flush=True)  # fmt: skip
+            cpu[rules].append(cpu_ms)
+            if rules not in best or figures.requests_per_s > best[rules].requests_per_s:
+                best[rules] = figures
+        without, with_rules = (best[False].requests_per_s / floor.requests_per_s,
+                               best[True].requests_per_s / floor.requests_per_s)  # fmt: skip
+        cpu_without, cpu_with = min(cpu[False]), min(cpu[True])
+        found |= {"without_rules_share": without, "with_rules_share": with_rules,
+                  "cpu_ms_per_1000_without": cpu_without, "cpu_ms_per_1000_with": cpu_with}  # fmt: skip
         print(f"scoring (best of two each): {without:.1%} of the floor without rules,"
-              f" {with_rules:.1%} with 20 rules: {with_rules / without:.1%} of the rate"
-              " without rules", flush=True)  # fmt: skip
+              f" {with_rules:.1%} with 20 rules ({with_rules / without:.1%} of the rate);"
+              f" CPU per 1,000 requests {cpu_without:.0f} ms without, {cpu_with:.0f} ms with"
+              f" ({cpu_with / cpu_without - 1:+.1%})", flush=True)  # fmt: skip
     if args.rescore:
         rescored = bench_rescore(workdir, args.rescore)
         print(f"rescore: {rescored['events']:.0f} events ({rescored['leads']:.0f} leads) in"

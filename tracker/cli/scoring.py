@@ -23,7 +23,7 @@ def register(commands: Subparsers) -> None:
     sub = group.add_subparsers(title="scoring commands", metavar="COMMAND")
     load = sub.add_parser("load", help="load a site's scoring rules (TOML)")
     load.add_argument("file")
-    load.add_argument("--site", required=True, help="the site's key")
+    load.add_argument("--site", help="the site's key (may be left out when there is one site)")
     load.add_argument(
         "--dry-run", action="store_true", help="keep nothing; say who would change grade"
     )
@@ -55,8 +55,14 @@ def register_leads(sub: Subparsers) -> None:
     hot.set_defaults(run=cmd_hot)
 
 
-async def site_by_key(parts: Parts, key: str) -> Site:
-    site = next((s for s in await parts.store.list_sites() if s.key == key), None)
+async def site_by_key(parts: Parts, key: str | None) -> Site:
+    """The site with ``key``; without one, the only site (a usage error if there are more)."""
+    sites = await parts.store.list_sites()
+    if key is None:
+        if len(sites) != 1:
+            raise Invalid("name the site: --site KEY")
+        return sites[0]
+    site = next((s for s in sites if s.key == key), None)
     if site is None:
         raise NotFound(f"no site has the key {key!r}")
     return site
