@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.browser.console_site import Watched
+from tests.browser.marketing_xss import visit_marketing_pages
 from tests.conftest import SITE_ORIGIN, Deployment
 from tests.console import add_user, console_deployment
 from tests.servers import CHROME_UA, cli_json
@@ -77,7 +78,7 @@ def test_no_hostile_value_runs_on_any_page(browser: Any, dep: Deployment) -> Non
         request_path = legal.page.url.removeprefix(dep.url)
         pages = [
             "/admin/", "/admin/requests", request_path, f"/admin/consent?by=visitor&q={vid}",
-            f"/admin/consent?by=email&q={quote(EMAIL)}", "/admin/retention",
+            f"/admin/consent?by=email&q={quote(EMAIL)}", "/admin/retention",  # ignored: GET
             f"/admin/audit?action={quote(BREAKER)}&actor={quote(SCRIPT)}", "/admin/audit",
             "/admin/ledger", "/admin/account", f"/admin/consent?by=email&q={quote(BREAKER)}",
             f"/admin/signin?next={quote('/admin/' + BREAKER)}",
@@ -117,6 +118,13 @@ def test_no_hostile_value_runs_on_any_page(browser: Any, dep: Deployment) -> Non
         assert SCRIPT in admin.page.locator("#keys").inner_text()  # made by the CLI
         assert BREAKER in admin.page.locator("#keys").inner_text()  # made on the page
 
+        marketing = Watched(browser, dep.url)  # the marketing pages (marketing_xss)
+        try:
+            hostile = {"script": SCRIPT, "breaker": BREAKER, "svg": SVG, "js_url": JS_URL,
+                       "rtl": RTL, "email": EMAIL}  # fmt: skip
+            visit_marketing_pages(marketing, dep, vid, payloads=hostile)
+        finally:
+            marketing.close()
         for watched in (legal, admin):
             assert watched.dialogs == []
             assert watched.errors == []
