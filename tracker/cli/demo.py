@@ -119,12 +119,12 @@ def _command() -> str:
 def _text(data: dict[str, Any], done: Prepared) -> str:
     admin, rule = data["admin"]["email"], "=" * 72
     if done.password:
-        sign_in = (f"  email:     {admin}\n"
-                   f"  password:  {done.password}\n"
-                   "             (one-time: shown only now; change it under Account)")  # fmt: skip
+        sign_in = (f"  Sign in:    {admin}\n"
+                   f"  Password:   {done.password}\n"
+                   "              (one-time: shown only now; change it under Account)")  # fmt: skip
     else:
-        sign_in = (f"  email:     {admin} (made on the first run; for a new password:\n"
-                   f"             {_command()} user reset {admin})")  # fmt: skip
+        sign_in = (f"  Sign in:    {admin} (made on the first run; a new password:\n"
+                   f"              {_command()} user reset {admin})")  # fmt: skip
     added = ""
     if done.added_origins and not done.admin_created:
         added = f"demo site origins added: {', '.join(done.added_origins)}\n"

@@ -37,6 +37,7 @@ MAX_FORM_BYTES = 16_384
 
 _HEAD = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="icon" href="/admin/static/icon.svg">
 <script nonce="{nonce}">window.ashiato=window.ashiato||function(){{
 (ashiato.q=ashiato.q||[]).push(arguments)}};document.addEventListener("click",function(e){{
 if(e.target.id==="demo-click")ashiato("event","demo_click",{{button:"hello"}})}})</script>
@@ -106,7 +107,7 @@ def _explain(lang: str, found: list[checks.Finding]) -> str:
 
 
 def _dropped_counts(lang: str, services: Services) -> str:
-    counts = sorted(services.metrics.dropped.items())
+    counts = sorted((r, n) for r, n in services.metrics.dropped.items() if n)
     if not counts:
         return ""
     listed = ", ".join(f"<code>{html.escape(str(r))}</code> {n}" for r, n in counts)
@@ -215,5 +216,6 @@ async def _leads(services: Services, lang: str, vid: str) -> list[str]:
         shown = ", ".join(html.escape(v or "") for v in (person.email, person.name, person.company))
         said = say(lang, "linked", lead=html.escape(lead.id),
                    evidence=html.escape(link.evidence), person=shown)  # fmt: skip
-        out.append(f"<p>{said}</p>")
+        console = say(lang, "in_console", href=f"/admin/leads/{html.escape(lead.id)}")
+        out.append(f"<p>{said} {console}</p>")
     return out

@@ -62,6 +62,10 @@ TEXT: Mapping[str, tuple[str, str]] = {
         "リード <code>{lead}</code> に紐付きました（根拠 <em>{evidence}</em>）: {person} — "
         "リードごとの鍵で暗号化してのみ保存しています。",
     ),
+    "in_console": (
+        'The console shows it under <a href="{href}">Leads</a>.',
+        '管理コンソールの<a href="{href}">リード</a>で確認できます。',
+    ),
     "events": ("{count} events", "イベント {count} 件"),
     "back": ("back to the demo page", "デモページに戻る"),
     "not_linked": (
