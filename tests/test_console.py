@@ -196,9 +196,9 @@ def test_export_and_erase_need_a_recent_password_and_are_audited(dep: Deployment
     subject = re.search(r'id="subject">([^<]+)<', legal.get(erase_page).text).group(1)  # type: ignore[union-attr]
     mistyped = post(legal, f"{erase_page}/erase", {"confirm": subject[:-1]})
     assert mistyped.status_code == 400
-    assert legal.get("/admin/consent", params={"q": email}).status_code == 200  # still there
+    assert post(legal, "/admin/consent", {"by": "email", "q": email}).status_code == 200
     assert post(legal, f"{erase_page}/erase", {"confirm": subject}).status_code == 303
-    gone = legal.get("/admin/consent", params={"q": email})
+    gone = post(legal, "/admin/consent", {"by": "email", "q": email})
     assert gone.status_code == 404
     user_id = user_of(dep, legal)
     audit = legal.get("/admin/audit", params={"actor": f"user:{user_id}"}).text

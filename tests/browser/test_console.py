@@ -49,7 +49,11 @@ def test_legal_exports_erases_and_verifies_the_audit_chain(browser: Any, dep: De
         legal.sign_in("legal@example.jp")
         assert page.locator("#events-today").inner_text().strip() != "0"
         legal.shot("legal-home")
-        legal.go("/admin/consent?by=email&q=" + email)
+        legal.go("/admin/consent")  # by email: a POST, never in the address
+        page.fill("input[name=q]", email)
+        with page.expect_navigation():
+            page.click("form[action='/admin/consent'] button")
+        assert email not in page.url
         assert page.locator("#receipts tbody tr").count() >= 1
         assert "privacy-2026-04" in page.locator("#receipts").inner_text()
         legal.shot("legal-consent")

@@ -72,7 +72,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/requests/{request_id}", legal.request_page, methods=GET),
         Route("/admin/requests/{request_id}/export", legal.request_export, methods=POST),
         Route("/admin/requests/{request_id}/erase", legal.request_erase, methods=POST),
-        Route("/admin/consent", legal.consent_page, methods=GET),
+        Route("/admin/consent", legal.consent_page, methods=BOTH),
         Route("/admin/retention", records.retention_page, methods=GET),
         Route("/admin/audit", records.audit_page, methods=BOTH),
         Route("/admin/ledger", records.ledger_page, methods=GET),

@@ -114,15 +114,22 @@ async def request_erase(console: Console) -> Response:
 
 @page("legal")
 async def consent_page(console: Console) -> Response:
-    """A person's consent receipts: the proof (each viewing is audited)."""
-    query = console.request.query_params
-    by, value = query.get("by", "email"), query.get("q", "")
+    """A person's consent receipts: the proof (each viewing is audited). An email is
+    looked up by POST only, so it never stands in an address (a proxy's access log);
+    lead and visitor ids, pseudonymous, may come in the query (links from other pages)."""
+    if console.request.method == "POST":
+        by, value = console.form.get("by", "email"), console.form.get("q")
+    else:
+        query = console.request.query_params
+        by, value = query.get("by", "email"), query.get("q", "")
+        if by == "email":
+            value = ""
     if not value:
         return console.render("consent.html", by=by, q="", subject=None, receipts=[])
     subject = await find_subject(console, by, value)
     vids = list(dict.fromkeys([*(k.vid for k in subject.links), *subject.whole_vids]))
     receipts = await console.services.store.consent_receipts_of(vids)
     await console.audit("console.consent.read", subject.ref, receipts=len(receipts))
-    sites = {s.id: s.name for s in console.services.sites.current().values()}
+    sites = {s.id: s.name for s in await console.services.store.list_sites()}
     return console.render("consent.html", by=by, q=value, subject=subject,
                           receipts=sorted(receipts, key=lambda r: r.at), sites=sites)  # fmt: skip
