@@ -143,6 +143,7 @@ async def account(console: Console) -> Response:
             await accounts.set_preferences(user, language, zone)
         elif action == "totp":
             await accounts.enable_totp(user, fields.get("secret"), fields.get("code"))
+            await console.audit("console.totp", user.id)
         elif action == "password":
             if not await password_matches(user, fields.get("current")):
                 raise Invalid("the current password is wrong")
