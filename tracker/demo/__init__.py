@@ -44,7 +44,8 @@ if(e.target.id==="demo-click")ashiato("event","demo_click",{{button:"hello"}})}}
 <script async src="/t.js" data-site="{key}" data-consent="notice"></script>
 <style nonce="{nonce}">
 body{{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}}
-code,pre{{background:#f3f3f3;padding:0 .2em}} pre{{padding:.5em;overflow-x:auto}}
+code,pre{{background:#f3f3f3;padding:0 .2em}} pre code{{padding:0}}
+pre{{padding:.5em;white-space:pre-wrap;word-break:break-all}}
 input{{display:block;margin:.2rem 0 .6rem}} nav{{float:right}}
 .dropped{{border-left:4px solid #c60;background:#fff6ee;padding:.2rem 1rem}}
 td{{padding:.1rem .6rem;border-bottom:1px solid #eee;font-size:.9rem}}</style></head><body>
