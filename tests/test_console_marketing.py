@@ -1,0 +1,126 @@
+"""The marketing pages over HTTP: the lead list's searches on both databases (the
+browsing reads are written once for both), roles and form tokens on every marketing
+page and action, every view of a person audited, merges from the console undone."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
+from tests.console import add_users, console_deployment, post, signed_in, user_of
+from tests.servers import with_store
+from tests.waiting import wait_until
+
+MARKETING_PAGES = ("/admin/dashboard", "/admin/leads", "/admin/leads/hot",
+                   "/admin/leads/hot.csv", "/admin/duplicates")  # fmt: skip
+LEAD_LINK = re.compile(r'href="/admin/leads/(ld_[0-9a-f]+)"')
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    yield from console_deployment(tmp_path_factory.mktemp("console-marketing"))
+
+
+def new_lead(dep: Deployment, email: str, company: str = "株式会社テスト商事") -> str:
+    """A visitor who read the pricing page and sent a form; the visitor id."""
+    vid = secrets.token_hex(16)
+    assert dep.post(dep.beacon(vid=vid, url=f"{SITE_ORIGIN}/pricing?utm_campaign=fall")
+                    ).status_code == 204  # fmt: skip
+    identify = dep.beacon(
+        vid=vid,
+        type="identify",
+        form="contact",
+        traits={"email": email, "name": "山田 太郎", "company": company},
+    )
+    assert dep.post(identify).status_code == 204
+    return vid
+
+
+def lead_ids(page: httpx.Response) -> list[str]:
+    assert page.status_code == 200, page.text
+    return list(dict.fromkeys(LEAD_LINK.findall(page.text)))
+
+
+def test_the_lead_list_searches_by_email_company_and_site(backend: str, tmp_path: Path) -> None:
+    dep = make_deployment(tmp_path, backend=backend, ASHIATO_RATE_LIMIT_IP="0")
+    add_users(dep.env, ("marketing@example.jp", "marketing"))
+    dep.server.start()
+    try:
+        first, second = f"a.{secrets.token_hex(3)}@example.jp", f"b.{secrets.token_hex(3)}@x.jp"
+        new_lead(dep, first)
+        new_lead(dep, second, company="別会社株式会社")
+        client = signed_in(dep.url, "marketing@example.jp")
+        wait_until(lambda: len(lead_ids(client.get("/admin/leads"))) == 2, timeout=20,
+                   what="both leads listed")  # fmt: skip
+        listing = client.get("/admin/leads").text
+        assert listing.index(second) < listing.index(first)  # the latest changed first
+        assert "JST" in listing  # last seen, in the user's zone
+        by_email = lead_ids(client.get("/admin/leads", params={"q": first.upper()}))
+        by_company = lead_ids(client.get("/admin/leads", params={"q": "テスト商事"}))
+        assert len(by_email) == 1
+        assert by_company == by_email  # 株式会社 and spacing do not matter
+        assert lead_ids(client.get("/admin/leads", params={"site": dep.site_key})) != []
+        assert lead_ids(client.get("/admin/leads", params={"q": "nobody@example.jp"})) == []
+        assert client.get("/admin/leads", params={"q": "not@an address"}).status_code == 400
+        assert lead_ids(client.get("/admin/leads", params={"grade": "hot"})) == []  # no rules
+        board = client.get("/admin/dashboard", params={"range": "30d", "campaign": "fall"})
+        assert 'id="total-sessions">2<' in board.text
+        assert 'id="total-new-leads">2<' in board.text
+    finally:
+        dep.server.stop()
+    assert "Traceback" not in dep.server.logs()
+
+
+def test_marketing_pages_refuse_legal_and_posts_without_a_token(dep: Deployment) -> None:
+    new_lead(dep, f"c.{secrets.token_hex(3)}@example.jp")
+    legal = signed_in(dep.url, "legal@example.jp")
+    for path in MARKETING_PAGES:
+        assert legal.get(path).status_code == 403, path
+    assert post(legal, "/admin/duplicates/not-same", {"lead": "ld_1", "other": "ld_2"}
+                ).status_code == 403  # fmt: skip
+    marketing = signed_in(dep.url, "marketing@example.jp")
+    for path in MARKETING_PAGES:
+        assert marketing.get(path).status_code == 200, path
+    assert marketing.get("/admin/requests").status_code == 403
+    lead = lead_ids(marketing.get("/admin/leads"))[0]
+    tokenless = marketing.post(f"/admin/leads/{lead}/merge", data={"other": lead})
+    assert tokenless.status_code == 403
+    assert marketing.get("/admin/leads/ld_nope").status_code == 404
+    assert marketing.get("/admin/visitors/not-a-visitor").status_code == 404
+    assert marketing.get("/admin/dashboard", params={"range": "custom", "from": "x"}
+                         ).status_code == 400  # fmt: skip
+
+
+def test_every_view_of_a_person_is_audited_and_a_merge_is_undone(dep: Deployment) -> None:
+    email, twin = f"d.{secrets.token_hex(3)}@example.jp", f"e.{secrets.token_hex(3)}@example.jp"
+    vid = new_lead(dep, email)
+    new_lead(dep, twin)
+    marketing = signed_in(dep.url, "marketing@example.jp")
+    lead = lead_ids(marketing.get("/admin/leads", params={"q": email}))[0]
+    other = lead_ids(marketing.get("/admin/leads", params={"q": twin}))[0]
+    page = marketing.get(f"/admin/leads/{lead}")
+    assert email in page.text
+    assert marketing.get(f"/admin/leads/{lead}/timeline").status_code == 200
+    assert marketing.get(f"/admin/visitors/{vid}").status_code == 200
+
+    merged = post(marketing, f"/admin/leads/{lead}/merge", {"other": twin, "reason": "名寄せ"})
+    assert merged.status_code == 303
+    assert f"/admin/leads/{lead}/unmerge" in marketing.get(f"/admin/leads/{lead}").text
+    assert lead_ids(marketing.get("/admin/leads", params={"q": twin})) == [lead]
+    undone = post(marketing, f"/admin/leads/{lead}/unmerge", {"other": other})
+    assert undone.status_code == 303
+    assert lead_ids(marketing.get("/admin/leads", params={"q": twin})) == [other]
+
+    actor = f"user:{user_of(dep, marketing)}"
+    rows = with_store(dep.database_url, lambda s: s.recent_audit(actor=actor, limit=100))
+    seen = {(r.action, r.subject) for r in rows}
+    assert {("console.lead.read", lead), ("console.lead.timeline", lead),
+            ("console.visitor.read", vid)} <= seen  # fmt: skip
+    assert {"console.leads.list", "lead.merge", "lead.unmerge"} <= {r.action for r in rows}
+    assert all(email not in str(r.detail) for r in rows)  # ids only, never the address
