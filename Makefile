@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 # ./keys/dev-master.key (loudly). Production sets ASHIATO_MASTER_KEY_FILE instead.
 # Its address: make run PORT=8001 (HOST=0.0.0.0 to be reached from other machines).
 PORT ?= 8000
-HOST ?= 127.0.0.1
+# HOST only from the command line (which beats :=): shells often export HOST as the
+# machine's name.
+HOST := 127.0.0.1
 run: export ASHIATO_DEV ?= true
 run: export ASHIATO_HOST = $(HOST)
 run: export ASHIATO_PORT = $(PORT)
