@@ -33,8 +33,9 @@ run: $(STAMP) .env
 ## .env: what make run used, so that `.venv/bin/ashiato …` here works on the same data
 ## and keys (every ashiato command reads ./.env; the environment wins over it)
 .env:
-	printf '%s\n' '# Written by make run (development only): ashiato commands run here read it.' \
+	@printf '%s\n' '# Written by make run (development only): ashiato commands run here read it.' \
 	  'ASHIATO_DEV=true' 'ASHIATO_DATABASE_URL=sqlite:///./data/ashiato.db' > $@
+	@echo "wrote .env: .venv/bin/ashiato commands run here use make run's data and keys"
 
 ## test: install everything the suite needs, then lint and run the whole suite
 # Three workers on two cores: most of the suite waits (servers starting, lock timeouts,

@@ -112,6 +112,8 @@ def test_every_script_on_the_demo_pages_and_the_printed_snippet_is_valid_javascr
 
 
 def test_an_ordinary_browser_on_the_demo_origin_is_told_nothing_is_dropped(demo: Demo) -> None:
+    root = demo.get("/")  # the printed address, as typed
+    assert (root.status_code, root.headers["location"]) == (302, "/demo/")
     page = demo.get("/demo/")
     assert page.status_code == 200
     assert 'class="dropped"' not in page.text

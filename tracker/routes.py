@@ -9,7 +9,13 @@ from typing import Any
 
 from starlette.datastructures import URLPath
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
@@ -105,6 +111,11 @@ async def demo_page(request: Request) -> Response:
     return html_page(await demo.render(services, request, nonce=nonce), nonce)
 
 
+async def to_demo(request: Request) -> Response:
+    """``/`` under ``make run``: where a newcomer types the printed address, the demo."""
+    return RedirectResponse("/demo/", 302)
+
+
 async def demo_me(request: Request) -> Response:
     services: Services = request.app.state.services
     nonce = secrets.token_urlsafe(16)
@@ -183,6 +194,7 @@ def routes(*, with_demo: bool) -> list[BaseRoute]:
     table.append(LazyRoutes("/admin", console_routes))
     table += segment.routes()
     if with_demo:
+        table.append(Route("/", to_demo, methods=["GET"]))
         table.append(Route("/demo/", demo_page, methods=["GET"]))
         table.append(Route("/demo/me", demo_me, methods=["GET", "POST"]))
     return table
