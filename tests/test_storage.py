@@ -291,3 +291,14 @@ async def test_postgres_audit_appends_from_two_collectors_form_one_chain(postgre
 def _lead(lead_id: str, index: bytes) -> LeadRow:
     return LeadRow(lead_id, index, "k" * 16, b"sealed", None, None, None, None, None, None,
                    None, 1, 1)  # fmt: skip
+
+
+def test_every_unapplied_migration_is_pending_not_only_those_above_the_highest() -> None:
+    from tracker.storage.migrations_runner import migrations, pending
+
+    numbers = [m[0] for m in migrations("sqlite")]
+    assert numbers == sorted(set(numbers)), "migration numbers are unique"
+    # A database that got later migrations before an earlier-numbered one landed.
+    applied = set(numbers) - {numbers[1], numbers[-1]}
+    assert [m[0] for m in pending("sqlite", applied)] == [numbers[1], numbers[-1]]
+    assert pending("postgres", {m[0] for m in migrations("postgres")}) == []

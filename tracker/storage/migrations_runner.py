@@ -18,3 +18,10 @@ def migrations(folder_name: str) -> list[tuple[int, str, str]]:
             number, _, name = item.name.removesuffix(".sql").partition("_")
             found.append((int(number), name, item.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def pending(folder_name: str, applied: set[int]) -> list[tuple[int, str, str]]:
+    """The migrations of ``folder_name`` not in ``applied``, in order: every one, not only
+    those above the highest applied (a database made between two branches' migrations
+    would otherwise skip the lower-numbered one for good)."""
+    return [m for m in migrations(folder_name) if m[0] not in applied]

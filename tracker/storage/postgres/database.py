@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from tracker.errors import StorageError
-from tracker.storage.migrations_runner import migrations
+from tracker.storage.migrations_runner import pending
 from tracker.storage.postgres import dialect
 from tracker.storage.script import LockName, Script, ScriptFactory, drive_async
 
@@ -182,15 +182,14 @@ class PostgresDatabase:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
             " name text NOT NULL, applied_at bigint NOT NULL)"
         )
-        current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        done = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
         applied = []
-        for version, name, sql in migrations(self.migrations_folder):
-            if version > current:
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, $3)",
-                                       version, name, now_ms())  # fmt: skip
-                applied.append(version)
+        for version, name, sql in pending(self.migrations_folder, done):
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                                   version, name, now_ms())  # fmt: skip
+            applied.append(version)
         await self._after_migrate(conn)
         return applied
 

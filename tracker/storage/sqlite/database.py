@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from tracker.errors import StorageError
-from tracker.storage.migrations_runner import migrations
+from tracker.storage.migrations_runner import pending
 from tracker.storage.script import Script, ScriptFactory, Sql, Step, drive, drive_async
 from tracker.storage.sqlite import dialect
 
@@ -252,12 +252,11 @@ class SQLiteDatabase:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
             " name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
         ))  # fmt: skip
-        current = await self.schema_version()
+        done = {row[0] for row in await self._read("SELECT version FROM schema_migrations")}
         applied = []
-        for version, name, sql in migrations(self.migrations_folder):
-            if version > current:
-                await self._writer.call(partial(_apply_migration, version, name, sql))
-                applied.append(version)
+        for version, name, sql in pending(self.migrations_folder, done):
+            await self._writer.call(partial(_apply_migration, version, name, sql))
+            applied.append(version)
         return applied
 
 
