@@ -143,3 +143,17 @@ def test_postgres_words() -> None:
         "SELECT a FROM t WHERE id = ANY($1) AND x = $2 FOR UPDATE"
     )
     assert pg.args_of((1, ("a", "b"))) == [1, ["a", "b"]]
+
+
+def _insert_clashing() -> Script[list[int]]:
+    yield Insert("t", ("id", "name", "n"), [(1, "one", 1), (2, "two", 2)])
+    yield Insert("t", ("id", "name", "n"), [(1, "uno", 5), (3, "three", 3)],
+                 on_conflict="(id) DO UPDATE SET n = t.n + excluded.n")  # fmt: skip
+    yield Insert("t", ("id", "name", "n"), [(2, "dos", 9)], on_conflict="(id) DO NOTHING")
+    found = yield rows("SELECT n FROM t ORDER BY id")
+    return [r[0] for r in found]
+
+
+@pytest.mark.anyio
+async def test_a_bulk_insert_says_what_a_clash_means(database: Database) -> None:
+    assert await database.transact(_insert_clashing) == [6, 2, 3]

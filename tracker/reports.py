@@ -236,7 +236,7 @@ def summarize(
     """A tally of raw page views shaped as the roll-up reads are."""
     series = [[0, 0] for _ in span.days]
     per_dim: dict[str, dict[str, list[int]]] = {}
-    for (_, dim, hour, val), (views, sessions) in counted.counts.items():
+    for (_, dim, hour, val), views, sessions in counted.rows():
         if dim == "":
             series[span.day_of_hour(hour)][0] += views
             series[span.day_of_hour(hour)][1] += sessions

@@ -65,6 +65,9 @@ class Insert:
     table: str
     columns: tuple[str, ...]
     rows: Sequence[Sequence[Any]]
+    on_conflict: str = ""
+    """What a clash means (the text after ``ON CONFLICT``, e.g. ``(k) DO NOTHING``); with
+    one, PostgreSQL takes the rows with ``executemany`` too (COPY has no such clause)."""
 
 
 @dataclass(frozen=True, slots=True)

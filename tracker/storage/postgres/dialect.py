@@ -20,6 +20,12 @@ from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TextArray
 _IN_LIST = re.compile(r"\bIN \?")
 
 
+@lru_cache(maxsize=64)
+def insert_text(table: str, columns: tuple[str, ...], on_conflict: str) -> str:
+    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT {on_conflict}"
+
+
 @lru_cache(maxsize=1024)
 def text_of(text: str) -> str:
     """The PostgreSQL text of a script's statement."""
@@ -45,7 +51,10 @@ async def execute(conn: asyncpg.Connection, step: Step) -> Any:
     if isinstance(step, Lock):
         return await _lock(conn, step)
     if isinstance(step, Insert):
-        if step.rows:
+        if step.rows and step.on_conflict:
+            await conn.executemany(insert_text(step.table, step.columns, step.on_conflict),
+                                   step.rows)  # fmt: skip
+        elif step.rows:
             await conn.copy_records_to_table(step.table, records=step.rows,
                                              columns=list(step.columns))  # fmt: skip
         return None

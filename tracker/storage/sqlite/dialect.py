@@ -50,8 +50,9 @@ def statement(text: str, args: Sequence[Any]) -> tuple[str, Sequence[Any]]:
 
 
 @lru_cache(maxsize=64)
-def insert_text(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+def insert_text(table: str, columns: tuple[str, ...], on_conflict: str = "") -> str:
+    text = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    return f"{text} ON CONFLICT {on_conflict}" if on_conflict else text
 
 
 def execute(conn: sqlite3.Connection, step: Step) -> Any:
@@ -60,7 +61,7 @@ def execute(conn: sqlite3.Connection, step: Step) -> Any:
         return None
     if isinstance(step, Insert):
         if step.rows:
-            conn.executemany(insert_text(step.table, step.columns), step.rows)
+            conn.executemany(insert_text(step.table, step.columns, step.on_conflict), step.rows)
         return None
     assert isinstance(step, Sql)
     cursor = conn.execute(*statement(step.text, step.args))

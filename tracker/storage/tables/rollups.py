@@ -31,14 +31,15 @@ visitors at or below it, and readers fall back to the raw events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from tracker.storage.records import Event
-from tracker.storage.script import Script, rows, run, value
+from tracker.storage.script import Insert, Script, rows, run, value
 from tracker.storage.tables import Tables
 
 HOUR_MS = 3_600_000
@@ -49,7 +50,6 @@ VIEW_COLUMNS = (
     " device, browser, os"
 )
 VIEWS_PER_QUERY = 500
-ROWS_PER_STATEMENT = 500
 ALL = "\U0010ffff"
 """A watermark above every visitor id: the roll-ups cover everyone."""
 
@@ -61,6 +61,7 @@ View = tuple[Any, ...]
 """A page view's ``VIEW_COLUMNS``."""
 
 
+@lru_cache(maxsize=4096)
 def path_of(url: str | None) -> str:
     if not url:
         return ""
@@ -70,6 +71,7 @@ def path_of(url: str | None) -> str:
         return ""
 
 
+@lru_cache(maxsize=4096)
 def host_of(url: str | None) -> str:
     if not url:
         return ""
@@ -88,72 +90,67 @@ def view_of(e: Event) -> View:
 class Tally:
     """What some page views count for."""
 
-    counts: dict[Key, list[int]] = field(default_factory=dict)
-    """[page views, sessions] per key."""
+    views: Counter[Key] = field(default_factory=Counter)
+    sessions: Counter[Key] = field(default_factory=Counter)
     visitors: set[VisitorHour] = field(default_factory=set)
 
-    def add(self, key: Key, views: int, sessions: int) -> None:
-        found = self.counts.get(key)
-        if found is None:
-            self.counts[key] = [views, sessions]
-        else:
-            found[0] += views
-            found[1] += sessions
+    def rows(self) -> list[tuple[Key, int, int]]:
+        """(key, page views, sessions), in key order; no all-zero rows."""
+        views, sessions = self.views, self.sessions
+        keys = sorted(views.keys() | sessions.keys())
+        found = [(k, views.get(k, 0), sessions.get(k, 0)) for k in keys]
+        return [r for r in found if r[1] or r[2]]
 
     def minus(self, other: Tally) -> Tally:
-        delta = Tally({k: list(v) for k, v in self.counts.items()})
-        for key, (views, sessions) in other.counts.items():
-            delta.add(key, -views, -sessions)
-        delta.counts = {k: v for k, v in delta.counts.items() if v != [0, 0]}
-        delta.visitors = self.visitors - other.visitors
-        return delta
+        views, sessions = Counter(self.views), Counter(self.sessions)
+        for key, n in other.views.items():
+            views[key] -= n
+        for key, n in other.sessions.items():
+            sessions[key] -= n
+        return Tally(views, sessions, self.visitors - other.visitors)
 
 
-def tally(views: Iterable[View], known: set[tuple[int, str, str]] = frozenset()) -> Tally:  # type: ignore[assignment]
+def tally(views: Iterable[View], known: Set[tuple[int, str, str]] = frozenset()) -> Tally:
     """What ``views`` (in storage order) count for; ``known``: sessions (site, vid, sid)
     that already had a page view before them."""
-    out, seen = Tally(), set(known)
+    viewed, entered, visitors = list[Key](), list[Key](), set[VisitorHour]()
+    seen = set(known)
     for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
         hour = at // HOUR_MS
         path = path_of(url)
-        out.add((site, "", hour, ""), 1, 0)
-        out.add((site, "page", hour, path), 1, 0)
-        out.visitors.add((site, hour, vid))
+        viewed += ((site, "", hour, ""), (site, "page", hour, path))
+        visitors.add((site, hour, vid))
         session = (site, vid, sid or "")
         if session in seen:
             continue
         seen.add(session)
-        out.add((site, "", hour, ""), 0, 1)
-        values = (path, host_of(ref), source or "", medium or "", campaign or "",
-                  device or "", browser or "", os_ or "")  # fmt: skip
-        for dim, val in zip(SESSION_DIMENSIONS, values, strict=True):
-            out.add((site, dim, hour, val), 0, 1)
-    return out
+        entered += (
+            (site, "", hour, ""), (site, "entry", hour, path),
+            (site, "referrer", hour, host_of(ref)), (site, "source", hour, source or ""),
+            (site, "medium", hour, medium or ""), (site, "campaign", hour, campaign or ""),
+            (site, "device", hour, device or ""), (site, "browser", hour, browser or ""),
+            (site, "os", hour, os_ or ""),
+        )  # fmt: skip
+    return Tally(Counter(viewed), Counter(entered), visitors)
 
 
 # -- applying a tally ------------------------------------------------------------------
 def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
     """Add ``delta``'s counts (negative ones subtract); add its visitor-hours and remove
     ``gone``."""
-    items = sorted(delta.counts.items())
-    for start in range(0, len(items), ROWS_PER_STATEMENT):
-        chunk = items[start : start + ROWS_PER_STATEMENT]
-        args = [a for (site, dim, hour, val), (v, s) in chunk for a in (site, dim, hour, val, v, s)]
-        yield run(
-            "INSERT INTO rollup_counts (site_id, dim, hour, value, pageviews, sessions) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
-            + " ON CONFLICT (site_id, dim, hour, value) DO UPDATE SET"
-            " pageviews = rollup_counts.pageviews + excluded.pageviews,"
-            " sessions = rollup_counts.sessions + excluded.sessions",
-            *args,
-        )
-    for site, dim, hour, val in [k for k, v in items if v[0] < 0 or v[1] < 0]:
+    items = delta.rows()
+    if items:
+        yield Insert("rollup_counts", COUNT_COLUMNS, [(*k, v, s) for k, v, s in items],
+                     on_conflict=ADD_COUNTS)  # fmt: skip
+    for site, dim, hour, val in [k for k, v, s in items if v < 0 or s < 0]:
         yield run(
             "DELETE FROM rollup_counts WHERE site_id = ? AND dim = ? AND hour = ?"
             " AND value = ? AND pageviews = 0 AND sessions = 0",
             site, dim, hour, val,
         )  # fmt: skip
-    yield from _add_visitors(sorted(delta.visitors))
+    if delta.visitors:
+        yield Insert("rollup_visitors", ("site_id", "hour", "vid"), sorted(delta.visitors),
+                     on_conflict="(site_id, hour, vid) DO NOTHING")  # fmt: skip
     for site, hour, vid in sorted(set(gone)):
         yield run(
             "DELETE FROM rollup_visitors WHERE site_id = ? AND hour = ? AND vid = ?",
@@ -161,15 +158,12 @@ def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
         )  # fmt: skip
 
 
-def _add_visitors(visitors: Sequence[VisitorHour]) -> Script[None]:
-    for start in range(0, len(visitors), ROWS_PER_STATEMENT):
-        chunk = visitors[start : start + ROWS_PER_STATEMENT]
-        yield run(
-            "INSERT INTO rollup_visitors (site_id, hour, vid) VALUES "
-            + ", ".join(["(?, ?, ?)"] * len(chunk))
-            + " ON CONFLICT (site_id, hour, vid) DO NOTHING",
-            *(a for item in chunk for a in item),
-        )
+COUNT_COLUMNS = ("site_id", "dim", "hour", "value", "pageviews", "sessions")
+ADD_COUNTS = (
+    "(site_id, dim, hour, value) DO UPDATE SET"
+    " pageviews = rollup_counts.pageviews + excluded.pageviews,"
+    " sessions = rollup_counts.sessions + excluded.sessions"
+)
 
 
 # -- as events are written -------------------------------------------------------------
@@ -243,7 +237,8 @@ def expire(site_id: int, before: int) -> Script[None]:
     whole = tally(views)
     kept = tally(v for v in views if v[4] >= before)
     delta = kept.minus(whole)
-    delta.counts = {k: v for k, v in delta.counts.items() if k[2] >= hour}
+    delta.views = Counter({k: n for k, n in delta.views.items() if k[2] >= hour})
+    delta.sessions = Counter({k: n for k, n in delta.sessions.items() if k[2] >= hour})
     yield run("DELETE FROM rollup_counts WHERE site_id = ? AND hour < ?", site_id, hour)
     yield run("DELETE FROM rollup_visitors WHERE site_id = ? AND hour < ?", site_id, hour)
     gone = {v for v in whole.visitors - kept.visitors if v[1] >= hour}
