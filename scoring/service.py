@@ -2,8 +2,9 @@
 scored when identified, merged or changed, rescoring, manual adjustments.
 
 Ingest never waits on scoring: the writer hands each committed batch to ``notice`` (a
-list append), and a background task scores the batch's linked visitors in its own
-transaction. Identifications, trait changes, merges and unmerges reach the scorer
+list append), and a background task, every ``poll_interval``, scores the linked
+visitors of what was committed since, in one transaction of its own (one commit for
+many of ingest's). Identifications, trait changes, merges and unmerges reach the scorer
 through the change feed, from a position kept in the database, so a restart or a
 second collector process misses nothing (scoring an event twice adds nothing: the
 ledger knows what it holds).
@@ -33,6 +34,7 @@ from tracker.storage.records import Event, LeadRow, ScoreEntry, WriteItem
 log = logging.getLogger("ashiato.scoring")
 
 FEED_PAGE = 500
+MAX_PENDING = 200_000
 RULES_TTL_S = 5.0
 HISTORY_LIMIT = 1_000_000
 PROFILE_KINDS = frozenset({"created", "identified", "updated"})
@@ -103,10 +105,13 @@ class Scoring:
         if not self._rules:
             return
         rules = self._rules
-        events = [i for i in items if isinstance(i, Event) and i.site_id in rules]
-        if events:
-            self._pending.extend(events)
-            self._wake.set()
+        # No wake-up: a round every poll_interval gathers many batches into one scoring
+        # transaction (one commit), instead of a commit beside each of ingest's.
+        self._pending.extend(i for i in items if isinstance(i, Event) and i.site_id in rules)
+        if len(self._pending) > MAX_PENDING:  # the database is away: keep memory bounded
+            log.warning("scoring behind: events dropped from its queue (rescore heals)",
+                        extra={"dropped": len(self._pending) - MAX_PENDING})  # fmt: skip
+            del self._pending[:-MAX_PENDING]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ashiato-scoring")

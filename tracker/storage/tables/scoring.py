@@ -143,6 +143,8 @@ def score_lead(
         rules = older
     prior = yield from entries_of(lead_id, rules.site_id, rules.version)
     new = rules.evaluate(prior, events, profile, now)
+    if not new:
+        return False  # nothing changed (decay is applied when read)
     yield from append(new, lead_id, rules.site_id, now)
     return (yield from settle(lead_id, rules, now, new))
 
