@@ -52,7 +52,7 @@ td{{padding:.1rem .6rem;border-bottom:1px solid #eee;font-size:.9rem}}</style></
 """
 
 _PAGE = """<h1>{title}</h1>
-<p>{intro} <a href="/demo/me{q}">{see_me}</a>.</p>
+<p>{intro} <a href="/demo/me{q}">{see_me}</a>{stop}</p>
 <ul>
 <li><a href="/demo/?page=pricing{a}">pricing</a> · <a href="/demo/?page=product{a}">product</a>
  ({page_views})</li>
@@ -127,7 +127,7 @@ async def render(services: Services, request: Request, *, nonce: str) -> str:
     q, a = ("", "") if "lang" not in request.query_params else (f"?lang={lang}", f"&lang={lang}")
     words = {k: say(lang, k) for k in ("title", "see_me", "page_views", "outbound", "download",
                                        "custom", "contact", "email", "name", "company",
-                                       "password", "send", "console")}  # fmt: skip
+                                       "password", "send", "console", "stop")}  # fmt: skip
     body = _PAGE.format(
         intro=say(lang, "intro", name=html.escape(site.name)), q=q, a=a,
         snippet_intro=say(lang, "snippet"),
@@ -214,7 +214,7 @@ async def _leads(services: Services, lang: str, vid: str) -> list[str]:
             person = await services.personal.read(lead)
         except InvalidCiphertext:
             continue
-        shown = ", ".join(html.escape(v or "") for v in (person.email, person.name, person.company))
+        shown = ", ".join(html.escape(v) for v in (person.email, person.name, person.company) if v)
         said = say(lang, "linked", lead=html.escape(lead.id),
                    evidence=html.escape(link.evidence), person=shown)  # fmt: skip
         console = say(lang, "in_console", href=f"/admin/leads/{html.escape(lead.id)}")

@@ -21,6 +21,7 @@ TEXT: Mapping[str, tuple[str, str]] = {
         "See what the server holds about this browser",
         "このブラウザについてサーバーが保持している内容",
     ),
+    "stop": (".", "。"),
     "page_views": ("page views", "ページビュー"),
     "outbound": ("an outbound link", "外部リンク"),
     "download": ("a download", "ダウンロード"),
