@@ -87,6 +87,10 @@ def test_ashiato_demo_makes_the_site_for_the_port_and_the_admin_once(demo: Demo)
     assert [u["email"] for u in cli_json(demo.env, "user", "list")["users"]] == [
         "admin@example.com"
     ]
+    wrong = run_cli(demo.env | {"ASHIATO_PORT": "80000"}, "demo", check=False)
+    assert (wrong.returncode, wrong.stderr.strip()) == (
+        1, "ashiato: error: ASHIATO_PORT (make run PORT=…) must be 1-65535"
+    )  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts
 from tracker.cli.sites import site_json, snippet
+from tracker.errors import ConfigError
 from tracker.settings import Settings
 from tracker.sites import create_site, edit_site, normalise_origin
 from tracker.storage.records import Site
@@ -53,6 +54,8 @@ def base_url(settings: Settings) -> str:
 
 
 def default_origins(settings: Settings) -> list[str]:
+    if not 0 < settings.port < 65536:
+        raise ConfigError("ASHIATO_PORT (make run PORT=…) must be 1-65535")
     base = urlsplit(base_url(settings))
     origins = [f"{base.scheme}://{base.netloc}"]
     if not settings.public_url and base.hostname in ("127.0.0.1", "localhost"):
