@@ -63,6 +63,8 @@ class Run:
 def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     if shutil.which("make") is None or shutil.which("git") is None:
         pytest.skip("make and git are needed")
+    if not (ROOT / ".git").exists():
+        pytest.skip("the suite does not run from a git checkout (nothing to clone)")
     venv = Path(sys.prefix)
     if not (venv / "bin" / "ashiato").exists():
         pytest.skip("the suite does not run from a virtualenv with ashiato installed")
