@@ -31,6 +31,8 @@ ACT_ROLES = ("marketing", "admin")
 TIMELINE_EVENTS = 10_000
 VISITOR_EVENTS = 2_000
 WHY_SHOWN = 12
+PAGE_ENTRIES = 1_000
+"""Timeline lines per page; "earlier" shows the next older ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +91,14 @@ async def lead_timeline(console: Console) -> Response:
     score = await score_view(services, lead.id, None)
     merged: list[Any] = [*items, *score.ledger]
     merged.sort(key=lambda item: item.at)  # stable: a score change after what earned it
+    before = timeline.before_param(console.request.query_params.get("before"))
+    shown, earlier = timeline.window(merged, before, PAGE_ENTRIES)
     first = timeline.identified_at(detail.visitors)
-    days = timeline.arrange(merged, console.clock, identified_at=first)
+    days = timeline.arrange(shown, console.clock, identified_at=first)
     await console.audit("console.lead.timeline", lead.id, events=events)
     return console.render("timeline.html", lead=detail, days=days, identified_at=first,
                           truncated=events >= TIMELINE_EVENTS, events=events,
+                          earlier=earlier, newer=before is not None,
                           path_of=timeline.path_of, host_of=timeline.host_of,
                           hhmm=lambda ms: timeline.clock_time(console.clock, ms))  # fmt: skip
 
@@ -113,11 +118,14 @@ async def visitor_page(console: Console) -> Response:
     items: list[Any] = [event_view(e, keys) for e in events]
     items += [receipt_item(r, keys) for r in receipts]
     items.sort(key=lambda item: item.at)
+    before = timeline.before_param(console.request.query_params.get("before"))
+    shown, earlier = timeline.window(items, before, PAGE_ENTRIES)
     link_views = [link_view(link, keys) for link in links]
     first = timeline.identified_at(link_views)
-    days = timeline.arrange(items, console.clock, identified_at=first)
+    days = timeline.arrange(shown, console.clock, identified_at=first)
     await console.audit("console.visitor.read", vid, events=len(events))
     return console.render("visitor.html", vid=vid, days=days, links=link_views,
+                          earlier=earlier, newer=before is not None,
                           device=device_of(events), events=len(events),
                           truncated=len(events) >= VISITOR_EVENTS, identified_at=first,
                           path_of=timeline.path_of, host_of=timeline.host_of,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel.dates import format_date, format_time
+from babel.dates import format_date
 
 from tracker.api import answers
 from tracker.console.i18n import Clock
@@ -109,14 +109,33 @@ def arrange(
     return ordered
 
 
+def window(items: Sequence[Any], before: int | None, size: int) -> tuple[list[Any], int | None]:
+    """The newest ``size`` items (in time order) older than ``before``, never splitting
+    a millisecond, and where the next older page starts (None: nothing older)."""
+    older = [i for i in items if before is None or i.at < before]
+    if len(older) <= size:
+        return older, None
+    cut = older[-size].at
+    shown = [i for i in older if i.at >= cut]
+    return shown, cut
+
+
+def before_param(text: str | None) -> int | None:
+    """``?before=`` (ms), as a page's "earlier" link gave it; anything else: the newest."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 15:
+        return None
+    return int(text)
+
+
 def identified_at(links: Sequence[answers.VisitorLink]) -> int | None:
     """When the person first gave who they are (a link's time); before it: anonymous."""
     return min((link.linked_at for link in links), default=None)
 
 
 def clock_time(clock: Clock, ms: int) -> str:
-    at = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return format_time(at, "HH:mm", tzinfo=clock.zone, locale=clock.language)
+    """HH:mm in the user's zone (the same in both languages; a timeline calls it for
+    every line, so without Babel)."""
+    return dt.datetime.fromtimestamp(ms / 1000, clock.zone).strftime("%H:%M")
 
 
 def path_of(url: str | None) -> str:
