@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from identity import merging
 from tracker.api import answers
-from tracker.api.common import event_view, link_view, root_lead, site_keys
+from tracker.api.common import event_view, link_view, site_keys
 from tracker.api.fields import LEAD_ID, VISITOR_ID
 from tracker.api.leads import detail_view, receipt_item, timeline_items
 from tracker.api.scoring import score_view
@@ -51,7 +51,13 @@ def device_of(events: list[Event]) -> str:
 
 
 async def _lead(console: Console) -> LeadRow:
-    return await root_lead(console.services, console.request.path_params["lead_id"])
+    """The lead the address names, after merges; 404 alike for malformed and unknown."""
+    lead_id, store = console.request.path_params["lead_id"], console.services.store
+    root = await store.resolve_lead(lead_id) if LEAD_ID.fullmatch(lead_id) else None
+    lead = await store.lead(root) if root else None
+    if lead is None:
+        raise NotFound("lead not found")
+    return lead
 
 
 def site_names(console: Console) -> dict[str, str]:
