@@ -72,6 +72,9 @@ def test_the_lead_list_searches_by_email_company_and_site(backend: str, tmp_path
         board = client.get("/admin/dashboard", params={"range": "30d", "campaign": "fall"})
         assert 'id="total-sessions">2<' in board.text
         assert 'id="total-new-leads">2<' in board.text
+        now = client.get("/admin/dashboard", params={"range": "today"}).text
+        assert now.count('href="/admin/visitors/') == 2  # on the site in the last 30 minutes
+        assert len(LEAD_LINK.findall(now)) == 2  # both known leads
     finally:
         dep.server.stop()
     assert "Traceback" not in dep.server.logs()

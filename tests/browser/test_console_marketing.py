@@ -73,6 +73,7 @@ def test_marketing_reads_the_dashboard_and_why_a_lead_is_hot(
         assert page.locator("#traffic-chart svg.plot polyline").count() == 3
         assert page.locator("#traffic-chart circle").count() == 3 * 30
         unfiltered = int(page.locator("#total-sessions").inner_text())
+        assert page.locator("#now a[href^='/admin/leads/ld_']").count() == 4  # today's forms
         marketer.shot(f"marketing-dashboard-{language}")
         page.click(f"#campaigns a:text-is('{CAMPAIGN}')")  # campaign -> leads, as a filter
         page.wait_for_url(re.compile(rf".*campaign={CAMPAIGN}.*"))

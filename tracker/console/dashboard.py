@@ -25,6 +25,8 @@ from tracker.storage.records import Site
 RANGES = {"today": 1, "7d": 7, "30d": 30}
 FILTERS = ("page", "source", "medium", "campaign")
 MAX_FILTER = 500
+LIVE_MS = 30 * 60_000
+LIVE_SHOWN = 20
 FILTERED_BY = {"pages": "page", "entry_pages": "page", "sources": "source",
                "mediums": "medium", "campaigns": "campaign"}  # fmt: skip
 TOP_ORDER = ("pages", "entry_pages", "referrers", "campaigns", "sources", "mediums",
@@ -85,6 +87,10 @@ async def dashboard_page(console: Console) -> Response:
         choice.site.id, choice.start, choice.end, tz=console.clock.zone.key,
         filters=choice.filters,
     )  # fmt: skip
+    now = console.clock.now_ms
+    store = console.services.store
+    recent = await store.recent_visitors(choice.site.id, since=now - LIVE_MS, limit=LIVE_SHOWN)
+    known = await store.leads_of_visitors([vid for vid, _, _ in recent], at=now)
     labels = [_label(d.date, console.clock.language, len(board.days)) for d in board.days]
     traffic = chart.line_chart([
         ("pageviews", [d.pageviews for d in board.days]),
@@ -103,7 +109,7 @@ async def dashboard_page(console: Console) -> Response:
                           filtered_by=FILTERED_BY, ranges=list(RANGES),
                           active=[(n, getattr(choice.filters, n)) for n in FILTERS
                                   if getattr(choice.filters, n)],
-                          widest=_widest(board.top))  # fmt: skip
+                          widest=_widest(board.top), recent=recent, known=known)  # fmt: skip
 
 
 def _label(day: dt.date, language: str, count: int) -> str:

@@ -63,6 +63,29 @@ def last_seen(lead_ids: Sequence[str]) -> Script[dict[str, int]]:
     return {str(lead): int(at) for lead, at in found if at is not None}
 
 
+def recent_visitors(site_id: int, since: int, limit: int) -> Script[list[tuple[str, int, int]]]:
+    """Visitors with events on the site since ``since``: (vid, last seen, events), the
+    latest first (the dashboard's "on the site now")."""
+    found = yield rows(
+        "SELECT vid, MAX(at), COUNT(*) FROM events WHERE site_id = ? AND at >= ?"
+        " GROUP BY vid ORDER BY MAX(at) DESC, vid LIMIT ?",
+        site_id, since, limit,
+    )  # fmt: skip
+    return [(str(vid), int(at), int(n)) for vid, at, n in found]
+
+
+def leads_of_visitors(vids: Sequence[str], at: int) -> Script[dict[str, str]]:
+    """The lead each visitor is linked to at ``at`` (its current link)."""
+    if not vids:
+        return {}
+    found = yield rows(
+        "SELECT vid, lead_id FROM links WHERE vid IN ? AND valid_from <= ?"
+        " AND (ended_at IS NULL OR ended_at > ?)",
+        list(vids), at, at,
+    )  # fmt: skip
+    return {str(vid): str(lead) for vid, lead in found}
+
+
 class BrowsingTables(Tables):
     """The console's lead list: mixed into both stores."""
 
@@ -79,3 +102,11 @@ class BrowsingTables(Tables):
 
     async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
         return await self.read(last_seen(lead_ids))
+
+    async def recent_visitors(
+        self, site_id: int, *, since: int, limit: int
+    ) -> list[tuple[str, int, int]]:
+        return await self.read(recent_visitors(site_id, since, limit))
+
+    async def leads_of_visitors(self, vids: Sequence[str], *, at: int) -> dict[str, str]:
+        return await self.read(leads_of_visitors(vids, at))
