@@ -419,6 +419,14 @@ class Store(Protocol):
     async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
         """When each lead's linked browsers were last seen (ms)."""
 
+    async def recent_visitors(
+        self, site_id: int, *, since: int, limit: int
+    ) -> list[tuple[str, int, int]]:
+        """(vid, last seen, events) of the site's visitors since ``since``, latest first."""
+
+    async def leads_of_visitors(self, vids: Sequence[str], *, at: int) -> dict[str, str]:
+        """vid -> the lead it is linked to at ``at``."""
+
     # -- roll-ups and the dashboard's reads (tables/rollups.py, tables/reports.py) ----------
     rollups_on: bool
     """Whether ingest keeps the roll-ups (``ASHIATO_ROLLUPS``)."""
