@@ -1,5 +1,5 @@
-"""Reading the points ledger, manual adjustments, rescoring, and the scorer's place in
-the change feed: written once for both databases (see ``tables.scoring``)."""
+"""The rules' versions, reading the points ledger, manual adjustments, rescoring, and the
+scorer's place in the change feed: written once for both databases (see ``tables.scoring``)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,34 @@ from tracker.storage.tables.scoring import (
 )
 
 
+# -- rules ---------------------------------------------------------------------------
+def put_rules(site_id: int, document: str, actor: str, at: int) -> Script[int]:
+    latest = yield value("SELECT MAX(version) FROM scoring_rules WHERE site_id = ?", site_id)
+    version = int(latest or 0) + 1
+    yield run("INSERT INTO scoring_rules (site_id, version, document, actor, created_at)"
+              " VALUES (?, ?, ?, ?, ?)", site_id, version, document, actor, at)  # fmt: skip
+    return version
+
+
+def latest_rules(
+    site_id: int | None, newer_than: int = -1
+) -> Script[list[tuple[int, int, str, str, int]]]:
+    """(site, version, document, actor, created_at) of each site's latest rules; with
+    ``newer_than`` (>= 0), every version above it, of every site, instead."""
+    if newer_than >= 0:
+        found = yield rows("SELECT site_id, version, document, actor, created_at FROM"
+                           " scoring_rules WHERE version > ?", newer_than)  # fmt: skip
+        return [(int(s), int(v), d, a, int(c)) for s, v, d, a, c in found]
+    where = "" if site_id is None else " AND r.site_id = ?"
+    found = yield rows(
+        "SELECT r.site_id, r.version, r.document, r.actor, r.created_at FROM scoring_rules r"
+        " WHERE r.version = (SELECT MAX(version) FROM scoring_rules m"
+        f" WHERE m.site_id = r.site_id){where}", *(() if site_id is None else (site_id,)),
+    )  # fmt: skip
+    return [(int(s), int(v), d, a, int(c)) for s, v, d, a, c in found]
+
+
+# -- reading ---------------------------------------------------------------------------
 def lead_score(lead_id: str, site_id: int | None) -> Script[LeadScore | None]:
     """None when no lead has that id. Without a site: the site it scores highest on."""
     exists = yield value("SELECT id FROM leads WHERE id = ?", lead_id)
@@ -147,7 +175,18 @@ def set_feed_position(seq: int) -> Script[None]:
 
 
 class LedgerTables(Tables):
-    """Ledger reads, manual entries, rescoring: mixed into both stores."""
+    """Rules, ledger reads, manual entries, rescoring: mixed into both stores."""
+
+    async def put_scoring_rules(self, site_id: int, document: str, *, actor: str, at: int) -> int:
+        """Keep a new version of the site's rules; return its number."""
+        return await self.transact(partial(put_rules, site_id, document, actor, at))
+
+    async def latest_scoring_rules(
+        self, site_id: int | None = None, *, newer_than: int = -1
+    ) -> list[tuple[int, int, str, str, int]]:
+        """(site, version, document JSON, actor, created_at) of each site's latest rules
+        (with ``newer_than``: every version above it)."""
+        return await self.read(latest_rules(site_id, newer_than))
 
     async def lead_score(self, lead_id: str, site_id: int | None = None) -> LeadScore | None:
         return await self.read(lead_score(lead_id, site_id))

@@ -1,4 +1,5 @@
-"""Scoring rules and the points ledger, written once for both databases.
+"""The points ledger's writes (what ingest, identifications and merges earn a lead),
+written once for both databases.
 
 Which entries events earn, what a score is, and when ``lead.hot`` is sent are decided
 in ``scoring`` (``ScoringRules``), inside the transaction that appends the entries. A
@@ -11,7 +12,6 @@ line. Profile entries (traits, touches) count only while their lead is not merge
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -22,18 +22,17 @@ from tracker.storage.rows import (
     LINK_COLUMNS,
     event_from_row,
     link_from_row,
-    to_json,
 )
-from tracker.storage.script import Insert, Script, row, rows, run, value
+from tracker.storage.script import Insert, Script, row, rows, run
 from tracker.storage.tables import Tables
-from tracker.storage.tables.changes import active_webhooks, resolve
+from tracker.storage.tables.changes import resolve
+from tracker.storage.tables.handover import activity, enqueue
 from tracker.storage.tables.identity import NO_END, lead_family
 
 ENTRY_COLUMNS = ("lead_id", "site_id", "version", "rule", "axis", "kind", "source", "object",
                  "points", "at", "reason", "actor", "recorded_at")  # fmt: skip
 ENTRY_SELECT = "l.seq, " + ", ".join(f"l.{c}" for c in ENTRY_COLUMNS)
 STATE_COLUMNS = "lead_id, site_id, version, armed, score, fit, at"
-LAST_PAGES = 10
 VISITORS_PER_QUERY = 900
 
 
@@ -53,33 +52,6 @@ def state_from_row(r: Sequence[Any]) -> ScoreState:
     return ScoreState(lead, int(site), int(version), bool(armed), float(score), int(fit), int(at))
 
 
-# -- rules ---------------------------------------------------------------------------
-def put_rules(site_id: int, document: str, actor: str, at: int) -> Script[int]:
-    latest = yield value("SELECT MAX(version) FROM scoring_rules WHERE site_id = ?", site_id)
-    version = int(latest or 0) + 1
-    yield run("INSERT INTO scoring_rules (site_id, version, document, actor, created_at)"
-              " VALUES (?, ?, ?, ?, ?)", site_id, version, document, actor, at)  # fmt: skip
-    return version
-
-
-def latest_rules(
-    site_id: int | None, newer_than: int = -1
-) -> Script[list[tuple[int, int, str, str, int]]]:
-    """(site, version, document, actor, created_at) of each site's latest rules; with
-    ``newer_than`` (>= 0), every version above it, of every site, instead."""
-    if newer_than >= 0:
-        found = yield rows("SELECT site_id, version, document, actor, created_at FROM"
-                           " scoring_rules WHERE version > ?", newer_than)  # fmt: skip
-        return [(int(s), int(v), d, a, int(c)) for s, v, d, a, c in found]
-    where = "" if site_id is None else " AND r.site_id = ?"
-    found = yield rows(
-        "SELECT r.site_id, r.version, r.document, r.actor, r.created_at FROM scoring_rules r"
-        " WHERE r.version = (SELECT MAX(version) FROM scoring_rules m"
-        f" WHERE m.site_id = r.site_id){where}", *(() if site_id is None else (site_id,)),
-    )  # fmt: skip
-    return [(int(s), int(v), d, a, int(c)) for s, v, d, a, c in found]
-
-
 # -- the ledger ----------------------------------------------------------------------
 def lock_state(lead_id: str, site_id: int, version: int, now: int) -> Script[ScoreState]:
     """The lead's state row (made if new: armed, at this version), locked (PostgreSQL)."""
@@ -91,11 +63,47 @@ def lock_state(lead_id: str, site_id: int, version: int, now: int) -> Script[Sco
     return state_from_row(found)
 
 
-def entries_of(lead_id: str, site_id: int, version: int) -> Script[list[ScoreEntry]]:
-    found = yield rows(f"SELECT {ENTRY_SELECT} FROM score_ledger l WHERE l.lead_id = ?"
-                       " AND l.site_id = ? AND l.version = ? ORDER BY l.seq",
-                       lead_id, site_id, version)  # fmt: skip
-    return [entry_from_row(r) for r in found]
+def chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[i : i + VISITORS_PER_QUERY]) for i in range(0, len(ids), VISITORS_PER_QUERY)]
+
+
+def states_of(ids: Sequence[str], site_id: int, *, lock: bool) -> Script[dict[str, ScoreState]]:
+    states: dict[str, ScoreState] = {}
+    for chunk in chunks(sorted(ids)):
+        found = yield rows(f"SELECT {STATE_COLUMNS} FROM lead_scores WHERE site_id = ? AND"
+                           f" lead_id IN ? ORDER BY lead_id{' FOR UPDATE' if lock else ''}",
+                           site_id, chunk)  # fmt: skip
+        states.update((r[0], state_from_row(r)) for r in found)
+    return states
+
+
+def lock_states(
+    ids: Sequence[str], site_id: int, version: int, now: int
+) -> Script[dict[str, ScoreState]]:
+    """The leads' state rows (made if new: armed, at ``version``), locked (PostgreSQL)."""
+    states = yield from states_of(ids, site_id, lock=True)
+    missing = [i for i in sorted(ids) if i not in states]
+    for lead_id in missing:
+        yield run(f"INSERT INTO lead_scores ({STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                  " ON CONFLICT (lead_id, site_id) DO NOTHING",
+                  lead_id, site_id, version, True, 0.0, 0, now)  # fmt: skip
+    if missing:
+        states |= yield from states_of(missing, site_id, lock=True)
+    return states
+
+
+def entries_under(
+    states: Mapping[str, ScoreState], site_id: int
+) -> Script[dict[str, list[ScoreEntry]]]:
+    """Each lead's entries under the rules version it is scored under, oldest first."""
+    out: dict[str, list[ScoreEntry]] = {lead_id: [] for lead_id in states}
+    for chunk in chunks(sorted(states)):
+        found = yield rows(f"SELECT {ENTRY_SELECT} FROM score_ledger l WHERE l.site_id = ?"
+                           " AND l.lead_id IN ? ORDER BY l.seq", site_id, chunk)  # fmt: skip
+        for entry in map(entry_from_row, found):
+            if entry.version == states[entry.lead_id].version:
+                out[entry.lead_id].append(entry)
+    return out
 
 
 def counted_entries(root: str, site_id: int) -> Script[list[ScoreEntry]]:
@@ -123,6 +131,38 @@ Versions = Mapping[tuple[int, int], ScoringRules]
 """Every version of every site's rules, by (site, version)."""
 
 
+def score_leads(
+    rules: ScoringRules,
+    work: Mapping[str, Sequence[Event]],
+    profiles: Mapping[str, Any],
+    now: int,
+    versions: Versions | None = None,
+) -> Script[int]:
+    """Append what each lead's events (and profile) earn it, a few statements for all;
+    then the standing of the roots of those that earned something. A lead whose entries
+    are under older rules is scored under those (``versions``) until a rescore replays
+    it. Returns how many ``lead.hot`` were sent."""
+    site = rules.site_id
+    states = yield from lock_states(list(work), site, rules.version, now)
+    priors = yield from entries_under(states, site)
+    changed, new_rows = [], []
+    for lead_id in sorted(work):
+        version = states[lead_id].version
+        applied = rules if version == rules.version else (versions or {}).get((site, version))
+        if applied is None:
+            continue
+        new = applied.evaluate(priors[lead_id], work[lead_id], profiles.get(lead_id), now)
+        if new:  # else nothing changed (decay is applied when read)
+            changed.append((lead_id, applied, new))
+            new_rows += [entry_row(e, lead_id, site, now) for e in new]
+    if new_rows:
+        yield Insert("score_ledger", ENTRY_COLUMNS, new_rows)
+    fired = 0
+    for lead_id, applied, new in changed:
+        fired += yield from settle(lead_id, applied, now, new)
+    return fired
+
+
 def score_lead(
     lead_id: str,
     rules: ScoringRules,
@@ -132,21 +172,9 @@ def score_lead(
     *,
     versions: Versions | None = None,
 ) -> Script[bool]:
-    """Append what ``events`` (and ``profile``) earn the lead; then its root's standing.
-    A lead whose entries are under older rules is scored under those (``versions``)
-    until a rescore replays it. True: lead.hot was sent."""
-    state = yield from lock_state(lead_id, rules.site_id, rules.version, now)
-    if state.version != rules.version:
-        older = (versions or {}).get((rules.site_id, state.version))
-        if older is None:
-            return False
-        rules = older
-    prior = yield from entries_of(lead_id, rules.site_id, rules.version)
-    new = rules.evaluate(prior, events, profile, now)
-    if not new:
-        return False  # nothing changed (decay is applied when read)
-    yield from append(new, lead_id, rules.site_id, now)
-    return (yield from settle(lead_id, rules, now, new))
+    """``score_leads`` for one lead. True: lead.hot was sent."""
+    fired = yield from score_leads(rules, {lead_id: events}, {lead_id: profile}, now, versions)
+    return fired > 0
 
 
 def settle(
@@ -180,41 +208,6 @@ def settle(
     return fire
 
 
-def activity(root: str, site_id: int) -> Script[dict[str, Any]]:
-    """The last pages the lead's visitors viewed on the site, and their consent now."""
-    family = yield from lead_family(root)
-    found = yield rows(f"SELECT {LINK_COLUMNS} FROM links WHERE lead_id IN ?", family)
-    links = [link_from_row(r) for r in found]
-    pages: list[tuple[int, str | None, str | None]] = []
-    for link in links:
-        pages += yield rows(
-            "SELECT at, url, title FROM events WHERE vid = ? AND site_id = ? AND type = ?"
-            " AND at >= ? AND at < ? ORDER BY at DESC LIMIT ?", link.vid, site_id, "pageview",
-            link.valid_from, link.ended_at or NO_END, LAST_PAGES,
-        )  # fmt: skip
-    pages.sort(key=lambda p: -p[0])
-    states = yield rows(
-        "SELECT analytics, marketing, at FROM consent_state WHERE site_id = ? AND vid IN ?"
-        " ORDER BY at DESC", site_id, [k.vid for k in links] or [""],
-    )  # fmt: skip
-    consent = None
-    if states:
-        analytics, marketing, at = states[0]
-        consent = {"analytics": bool(analytics), "marketing": bool(marketing), "at": int(at)}
-    return {"last_pages": [{"at": int(a), "url": u, "title": t} for a, u, t in pages[:LAST_PAGES]],
-            "consent": consent}  # fmt: skip
-
-
-def enqueue(lead_id: str, event_type: str, data: dict[str, Any], now: int) -> Script[None]:
-    """One outbox row per webhook subscribed to ``event_type`` (no change-feed row: a
-    score is not a change of the lead's record)."""
-    for hook in (yield from active_webhooks()):
-        if hook.subscribes_to(event_type):
-            yield run("INSERT INTO outbox (id, webhook_id, type, lead_id, data, created_at,"
-                      " next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)", secrets.token_hex(16),
-                      hook.id, event_type, lead_id, to_json(data), now, now)  # fmt: skip
-
-
 # -- what ingest committed -----------------------------------------------------------
 def visitor_links(vids: Sequence[str]) -> Script[list[Link]]:
     links: list[Link] = []
@@ -234,38 +227,29 @@ def score_visitors(
     versions: Versions | None = None,
 ) -> Script[int]:
     """Score the events from ``since`` on of those of ``vids`` that are linked to a lead
-    (the others wait for their identification). Returns how many leads were scored."""
+    (the others wait for their identification), each for the lead its link gave it to.
+    Returns how many leads had events to score."""
     links = yield from visitor_links(vids)
-    by_lead: dict[tuple[str, int], list[Event]] = {}
+    by_vid: dict[str, list[Event]] = {}
+    for chunk in chunks(sorted({link.vid for link in links})):
+        found = yield rows(f"SELECT id, {EVENT_COLUMNS} FROM events WHERE vid IN ? AND at >= ?"
+                           " ORDER BY at, id", chunk, since)  # fmt: skip
+        for event in map(event_from_row, found):
+            by_vid.setdefault(event.vid, []).append(event)
+    work: dict[int, dict[str, list[Event]]] = {}
     for link in links:
-        for event in (yield from link_range(link, max(since, link.valid_from))):
-            by_lead.setdefault((link.lead_id, event.site_id), []).append(event)
-    for (lead_id, site_id), events in sorted(by_lead.items()):
+        start, end = link.valid_from, link.ended_at or NO_END
+        for event in by_vid.get(link.vid, ()):
+            if start <= event.at < end:
+                work.setdefault(event.site_id, {}).setdefault(link.lead_id, []).append(event)
+    for site_id, per_lead in sorted(work.items()):
         if site_id in rules:
-            yield from score_lead(lead_id, rules[site_id], events, None, now, versions=versions)
-    return len(by_lead)
-
-
-def link_range(link: Link, since: int) -> Script[list[Event]]:
-    found = yield rows(f"SELECT id, {EVENT_COLUMNS} FROM events WHERE vid = ? AND at >= ?"
-                       " AND at < ? ORDER BY at, id", link.vid, since,
-                       link.ended_at or NO_END)  # fmt: skip
-    return [event_from_row(r) for r in found]
+            yield from score_leads(rules[site_id], per_lead, {}, now, versions)
+    return sum(len(per_lead) for per_lead in work.values())
 
 
 class ScoringTables(Tables):
     """Rules and the ledger's writes: mixed into both stores."""
-
-    async def put_scoring_rules(self, site_id: int, document: str, *, actor: str, at: int) -> int:
-        """Keep a new version of the site's rules; return its number."""
-        return await self.transact(partial(put_rules, site_id, document, actor, at))
-
-    async def latest_scoring_rules(
-        self, site_id: int | None = None, *, newer_than: int = -1
-    ) -> list[tuple[int, int, str, str, int]]:
-        """(site, version, document JSON, actor, created_at) of each site's latest rules
-        (with ``newer_than``: every version above it)."""
-        return await self.read(latest_rules(site_id, newer_than))
 
     async def score_visitors(
         self,
