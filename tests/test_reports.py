@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,12 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from identity.service import Identified
 from privacy.consent import Rules
 from privacy.retention import Policy, Retention
-from tests.conftest import deployment_env
+from tests.conftest import SITE_ORIGIN, cli_json, deployment_env, make_deployment
 from tracker.reports import Dashboard, Filters, Reports, date_range
 from tracker.settings import Settings
 from tracker.storage.records import Event, Site
@@ -173,3 +175,44 @@ async def test_dashboard_counts_equal_raw_counts_after_erasure_and_retention(
     report = await retention.run()
     assert report.counts["events"] > 0
     await check(parts, site)
+
+
+def test_the_dashboard_over_the_api(tmp_path: Path) -> None:
+    """Page views sent to the collector are on today's dashboard at once; bad input is a
+    400 with a message; another site's key is a 404."""
+    dep = make_deployment(tmp_path, backend="sqlite")
+    key = cli_json(dep.env, "apikey", "create", "r", "--scope", "read")["key"]
+    dep.server.start()
+    try:
+        vids = [secrets.token_hex(16) for _ in range(3)]
+        for n, vid in enumerate(vids * 2):
+            url = f"{SITE_ORIGIN}/pricing?utm_source=news&utm_campaign=autumn" if n < 3 else None
+            assert dep.post(dep.beacon(vid=vid, sid=vid[:16], **({"url": url} if url else {}))
+                            ).status_code in (200, 202, 204)  # fmt: skip
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def get(**params: str) -> httpx.Response:
+            return httpx.get(f"{dep.url}/api/v1/reports/dashboard", headers=headers,
+                             params={"site": dep.site_key, "from": today, "to": today,
+                                     "tz": "UTC"} | params)  # fmt: skip
+
+        board = get().json()
+        assert board["source"] == "rollups"
+        assert board["days"][0]["pageviews"] == 6
+        assert board["days"][0]["visitors"] == 3
+        assert board["totals"]["sessions"] == 3
+        assert board["live_visitors"] == 3
+        assert board["top"]["campaigns"] == [{"value": "autumn", "pageviews": 0, "sessions": 3}]
+        filtered = get(campaign="autumn", page="/pricing").json()
+        assert filtered["source"] == "events"
+        assert filtered["totals"]["pageviews"] == 6
+        assert get(campaign="other").json()["totals"]["pageviews"] == 0
+        for bad in ({"from": "yesterday"}, {"tz": "Mars/Olympus"}, {"to": "2000-01-01"}):
+            answer = get(**bad)
+            assert answer.status_code == 400, bad
+            assert answer.json()["error"], bad
+        assert get(site="nosuchsite").status_code == 404
+    finally:
+        dep.server.stop()
+    assert "Traceback" not in dep.server.logs()

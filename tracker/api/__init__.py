@@ -11,6 +11,7 @@ from tracker.api import (
     leads,
     openapi,
     privacy,
+    reports,
     scoring,
     visitors,
     webhooks,
@@ -38,6 +39,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/webhooks/{hook_id}", webhooks.delete, methods=["DELETE"]),
         Route("/api/v1/privacy/export", privacy.export_request, methods=["POST"]),
         Route("/api/v1/privacy/erase", privacy.erase_request, methods=["POST"]),
+        Route("/api/v1/reports/dashboard", reports.dashboard, methods=["GET"]),
         Route("/api/v1/privacy/requests", privacy.request_list, methods=["GET"]),
         Route("/api/v1/privacy/requests/{request_id}", privacy.request_status, methods=["GET"]),
     ]

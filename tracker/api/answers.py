@@ -328,3 +328,45 @@ class LeadStanding(Struct):
     grade: str
     fit: int
     fit_grade: str
+
+
+class ReportDay(Struct):
+    date: str
+    """The local day (``tz``), ISO 8601."""
+    visitors: int
+    pageviews: int
+    sessions: int
+    new_leads: int
+    hot_leads: int
+
+
+class ReportRow(Struct):
+    value: str
+    """"" for none (direct traffic, no UTM, unknown device)."""
+    pageviews: int
+    sessions: int
+
+
+class ReportAttribution(Struct):
+    campaign: str
+    first_touch_leads: int
+    last_touch_leads: int
+    first_touch_hot: int
+    last_touch_hot: int
+
+
+class Dashboard(Struct):
+    """A site's traffic and leads over local days (``tracker.reports``); ``totals.visitors``
+    is distinct over the whole range, not the sum of the days."""
+
+    site: str
+    start: str
+    end: str
+    tz: str
+    filters: dict[str, str]
+    days: list[ReportDay]
+    totals: ReportDay
+    top: dict[str, list[ReportRow]]
+    attribution: list[ReportAttribution]
+    live_visitors: int
+    source: Literal["rollups", "events"]

@@ -92,3 +92,8 @@ EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 ConfidenceLevel = Literal["certain", "likely", "possible"]
 """名寄せ: how sure a suggested pair is one person (``identity.duplicates``)."""
 CONFIDENCE_LEVELS: tuple[ConfidenceLevel, ...] = get_args(ConfidenceLevel)
+
+LocalDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
+TimeZone = Annotated[str, Meta(max_length=64, description="an IANA time zone, e.g. Asia/Tokyo")]
+ReportFilter = Annotated[str, Meta(max_length=1000, pattern=r"^[^\x00]*$")]
+ReportListSize = Annotated[int, Meta(ge=1, le=100)]
