@@ -21,7 +21,7 @@ import datetime as dt
 import enum
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,14 +178,16 @@ class DataSubjectRequests:
         actor: str,
         deliver: Deliver = _keep,
         request: PrivacyRequest | None = None,
+        on_sites: Sequence[int] | None = None,
     ) -> tuple[PrivacyRequest, dict[str, Any]]:
         """Build the bundle and ``deliver`` it; the request (a new one, or the received
         ``request``) is marked completed (and the export audited) only after delivery,
-        and failed when building or delivery fails."""
+        and failed when building or delivery fails. ``on_sites``: a site-limited
+        reader's export, of what happened on those sites only."""
         request = request or await self._open(RequestKind.EXPORT, subject)
         try:
             bundle = await exports.bundle(
-                self.store, self.personal, subject, request.id, self._ms()
+                self.store, self.personal, subject, request.id, self._ms(), on_sites=on_sites
             )
             path = deliver(request, bundle)
         except Exception as exc:

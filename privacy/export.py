@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,18 +37,30 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def bundle(
-    store: Store, personal: PersonalData, subject: Subject, request_id: str, now: int
-) -> dict[str, Any]:
+    store: Store, personal: PersonalData, subject: Subject, request_id: str, now: int, *,
+    on_sites: Sequence[int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The bundle; with ``on_sites`` (a site-limited reader), only what happened on those
+    sites, and no webhook deliveries (every site's endpoints)."""
     lead_ids = [r.id for r in subject.leads]
     vids = list(dict.fromkeys([*(k.vid for k in subject.links), *subject.whole_vids]))
     if subject.leads:
-        events = await store.link_events(subject.links, limit=10**9)
+        events = await store.link_events(subject.links, limit=10**9, sites=on_sites)
         extra = [v for v in subject.whole_vids if v not in {k.vid for k in subject.links}]
         for vid in extra:
-            events += await store.visitor_events(vid, limit=10**9)
+            events += await store.visitor_events(vid, limit=10**9, sites=on_sites)
     else:
-        events = await store.visitor_events(subject.ref, limit=10**9)
+        events = await store.visitor_events(subject.ref, limit=10**9, sites=on_sites)
+    receipts = await store.consent_receipts_of(vids)
+    links = list(subject.links)
+    if on_sites is not None:
+        allowed = set(on_sites)
+        receipts = [r for r in receipts if r.site_id in allowed]
+        links = [k for k in links if k.site_id in allowed]
+        held = {e.vid for e in events} | {r.vid for r in receipts} | {k.vid for k in links}
+        vids = [v for v in vids if v in held]
     sites = {s.id: s.key for s in await store.list_sites()}
+    deliveries = await store.outbox_of(lead_ids) if lead_ids and on_sites is None else []
     return {
         "format": FORMAT,
         "generated_at": now,
@@ -56,7 +69,9 @@ async def bundle(
         "leads": [await _lead(personal, row) for row in subject.leads],
         "visitors": vids,
         "events": [_event(e, sites) for e in events],
-        "form_submissions": await _form_submissions(store, personal, subject, events, sites),
+        "form_submissions": await _form_submissions(
+            store, personal, subject, events, sites, on_sites=on_sites
+        ),
         "consent_receipts": [
             {
                 "consent_id": r.id,
@@ -69,9 +84,9 @@ async def bundle(
                 "signal": r.signal,
                 "at": r.at,
             }
-            for r in await store.consent_receipts_of(vids)
+            for r in receipts
         ],
-        "links": [await _link(personal, subject, link, sites) for link in subject.links],
+        "links": [await _link(personal, subject, link, sites) for link in links],
         "merges": [
             {
                 "id": m.id,
@@ -93,7 +108,7 @@ async def bundle(
                 "delivered_at": o.delivered_at,
                 "attempts": o.attempts,
             }
-            for o in (await store.outbox_of(lead_ids) if lead_ids else [])
+            for o in deliveries
         ],
         "privacy_requests": [
             {
@@ -149,13 +164,15 @@ async def _link(
 
 async def _form_submissions(
     store: Store, personal: PersonalData, subject: Subject, events: list[Event],
-    sites: dict[int, str],
+    sites: dict[int, str], *, on_sites: Sequence[int] | None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Each identify event, with what an unsigned one claimed (its submission record:
     kept apart from the lead, which such a claim may not rewrite); a record whose event
     is gone (retention) is listed on its own."""
     lead_ids = [r.id for r in subject.leads]
     records = await store.submissions_of(lead_ids) if lead_ids else []
+    if on_sites is not None:
+        records = [sub for sub in records if sub.site_id in on_sites]
     opened = {
         (sub.vid, sub.at): submission_view(sub, claim, sites)
         for sub, claim in await personal.open_submissions(subject.leads, records)

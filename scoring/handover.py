@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,13 +38,16 @@ class Listed:
 
 
 async def hot_list(
-    scoring: Scoring, *, site_id: int | None, grade: str, limit: int, now: int
-) -> list[Listed]:
+    scoring: Scoring, *, site_id: int | None, grade: str, limit: int, now: int,
+    allowed: Collection[int] | None = None,
+) -> list[Listed]:  # fmt: skip
     """Unmerged leads whose grade is ``grade`` now, highest score first (a lead scored
-    on several sites: where it scores highest)."""
+    on several sites: where it scores highest); of ``allowed`` sites only, if given."""
     sites = await scoring.refresh()
     if site_id is not None:
         sites = {k: v for k, v in sites.items() if k == site_id}
+    if allowed is not None:
+        sites = {k: v for k, v in sites.items() if k in allowed}
     if not sites:
         return []
     floor = {"hot": "hot_from", "warm": "warm_from"}.get(grade)

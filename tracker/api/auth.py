@@ -21,6 +21,7 @@ from tracker.errors import Invalid
 from tracker.http_errors import Forbidden, TooManyRequests, Unauthorized
 from tracker.ingest import api_client_ip
 from tracker.ratelimit import client_key
+from tracker.scope import SiteScope, limit_for
 from tracker.storage import Store
 from tracker.storage.records import ApiKey
 
@@ -31,15 +32,20 @@ TOUCH_EVERY_MS = 60_000
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ashiato"'}
 
 
-def new_api_key(name: str, scopes: Sequence[str], *, now: int) -> tuple[ApiKey, str]:
-    """A new key (to store) and its secret (to show once)."""
+def new_api_key(
+    name: str, scopes: Sequence[str], *, now: int, sites: Sequence[int] = ()
+) -> tuple[ApiKey, str]:
+    """A new key (to store) and its secret (to show once); with ``sites`` (ids), limited
+    to them (``tracker.scope``)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid("name must be 1 to 100 characters")
     if not scopes or any(s not in SCOPES for s in scopes):
         raise Invalid(f"scopes must be some of {', '.join(SCOPES)}")
+    limit = limit_for(scopes, sites)
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    record = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), _digest(secret), now)
+    record = ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), _digest(secret), now,
+                    sites=limit)  # fmt: skip
     return record, f"ak_{key_id}_{secret}"
 
 
@@ -57,6 +63,11 @@ async def authenticate(store: Store, authorization: str | None, scope: str) -> A
     if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY_MS:
         await store.touch_api_key(key.id, now)
     return key
+
+
+def scope_of(key: ApiKey) -> SiteScope:
+    """What the key may see: every site, or the sites it is limited to."""
+    return SiteScope.of(key.sites)
 
 
 async def require(request: Request, scope: str) -> ApiKey:

@@ -19,6 +19,7 @@ from tracker.api.bodies import NUL_REFUSED
 from tracker.api.fields import LEAD_ID, bounds
 from tracker.errors import NotFound
 from tracker.http_errors import BadRequest
+from tracker.scope import EVERY_SITE, SiteScope, sees_lead, touches
 from tracker.services import Services
 from tracker.storage.records import ApiKey, Event, LeadRow, Link
 
@@ -88,29 +89,33 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return parts
 
 
-async def root_lead(services: Services, lead_id: str) -> LeadRow:
-    """The lead for ``lead_id`` after merges; 404 alike for malformed and unknown ids."""
+async def root_lead(services: Services, lead_id: str, scope: SiteScope) -> LeadRow:
+    """The lead for ``lead_id`` after merges; 404 alike for malformed and unknown ids and
+    for a lead the scope does not see (no existence oracle)."""
     if not LEAD_ID.fullmatch(lead_id):
         raise NotFound("lead not found")
     root = await services.store.resolve_lead(lead_id)
     lead = await services.store.lead(root) if root else None
-    if lead is None:
+    if lead is None or not await sees_lead(services.store, scope, lead.id):
         raise NotFound("lead not found")
     return lead
 
 
-async def lead_fields(services: Services, lead: LeadRow) -> dict[str, Any]:
-    """The lead's fields with decrypted traits (for ``answers.Lead`` and ``LeadDetail``);
-    an erased lead's leftovers read as not found."""
+async def lead_fields(
+    services: Services, lead: LeadRow, scope: SiteScope = EVERY_SITE
+) -> dict[str, Any]:
+    """The lead's fields with decrypted traits (for ``answers.Lead`` and ``LeadDetail``),
+    its touches as the scope sees them; an erased lead's leftovers read as not found."""
     try:
         person = await services.personal.read(lead)
     except InvalidCiphertext:
         raise NotFound("lead not found") from None
+    first, last = await touches(services.store, scope, lead)
     return {
         "id": lead.id,
         **person.as_dict(),
-        "first_touch": lead.first_touch,
-        "last_touch": lead.last_touch,
+        "first_touch": first,
+        "last_touch": last,
         "created_at": lead.created_at,
         "updated_at": lead.updated_at,
     }

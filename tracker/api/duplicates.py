@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from identity.duplicates import Confidence, Suggestion
 from tracker.api import answers
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.bodies import DismissBody, read_body
 from tracker.api.common import (
     audit_read,
@@ -25,6 +25,8 @@ from tracker.api.common import (
 from tracker.api.fields import CONFIDENCE_LEVELS, LEAD_ID, DuplicatesPageSize
 from tracker.errors import NotFound
 from tracker.http_errors import BadRequest
+from tracker.scope import SiteScope, visible_leads
+from tracker.services import Services
 
 
 def pair_view(s: Suggestion) -> answers.DuplicatePair:
@@ -47,13 +49,35 @@ async def listing(request: Request) -> Response:
     cursor = query_param(request, "cursor")
     after = _after(cursor) if cursor else None
     found = await services.parts.matching.suggestions(least=Confidence(level))
-    page = [s for s in found if after is None or _position(s) > after][:limit]
+    rest = [s for s in found if after is None or _position(s) > after]
+    page = await visible_pairs(services, scope_of(key), rest, limit)
     more = len(page) == limit and _position(page[-1]) < _position(found[-1])
     next_cursor = encode_cursor(*_position(page[-1])) if more else None
     pending = await services.parts.matching.pending()
     await audit_read(services, key, "duplicates.list", "*", pairs=len(page))
     return json_response(answers.DuplicatesPage([pair_view(s) for s in page], next_cursor,
                                                 pending))  # fmt: skip
+
+
+PAIRS_CHECKED = 200
+"""Suggestions checked at a time for a limited key (whose leads are on its sites)."""
+
+
+async def visible_pairs(
+    services: Services, scope: SiteScope, found: list[Suggestion], limit: int
+) -> list[Suggestion]:
+    """The first ``limit`` pairs whose two leads the scope sees, in order."""
+    if not scope.limited:
+        return found[:limit]
+    page: list[Suggestion] = []
+    for start in range(0, len(found), PAIRS_CHECKED):
+        chunk = found[start : start + PAIRS_CHECKED]
+        ids = sorted({i for s in chunk for i in (s.lead, s.other)})
+        seen = await visible_leads(services.store, scope, ids)
+        page += [s for s in chunk if s.lead in seen and s.other in seen]
+        if len(page) >= limit:
+            break
+    return page[:limit]
 
 
 def _after(cursor: str) -> tuple[int, str, str]:

@@ -11,19 +11,20 @@ from starlette.responses import Response
 
 from identity.service import Identified
 from tracker.api import answers
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.bodies import Consent, ConsentBody, IdentifyBody, read_body
 from tracker.api.common import audit_read, json_response, now_ms, services_of
 from tracker.beacon import Beacon, validate
 from tracker.errors import Conflict, NotFound
 from tracker.http_errors import BadRequest
 from tracker.services import Services
-from tracker.storage.records import ConsentReceipt, Site
+from tracker.storage.records import ApiKey, ConsentReceipt, Site
 
 
-async def _site(services: Services, site_key: str) -> Site:
+async def _site(services: Services, site_key: str, key: ApiKey) -> Site:
+    """The body's site; one outside a limited key's sites is not found, as an unknown."""
     site = (await services.sites.snapshot(wanted=[site_key])).get(site_key)
-    if site is None:
+    if site is None or not scope_of(key).allows(site.id):
         raise NotFound("site not found")
     return site
 
@@ -33,7 +34,7 @@ async def consent_api(request: Request) -> Response:
     key = await require(request, "identify")
     services = services_of(request)
     body = await read_body(request, ConsentBody)
-    site = await _site(services, body.site)
+    site = await _site(services, body.site, key)
     receipt = await record_consent(services, site, body.vid, body.consent, body.policy)
     await audit_read(services, key, "consent.record", receipt.id, visitor=body.vid)
     return json_response(answers.ConsentRecorded(receipt.id, receipt.at), 201)
@@ -68,7 +69,7 @@ async def identify_api(request: Request) -> Response:
     key = await require(request, "identify")
     services = services_of(request)
     body = await read_body(request, IdentifyBody)
-    site, vid = await _site(services, body.site), body.vid
+    site, vid = await _site(services, body.site, key), body.vid
     traits = _checked({"site": site.key, "type": "identify", "vid": vid,
                        "traits": body.traits}).traits  # fmt: skip
     assert traits is not None

@@ -12,7 +12,7 @@ from identity import merging
 from privacy import consent
 from privacy.export import submission_view
 from tracker.api import answers, scoring
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.bodies import MergeBody, read_body
 from tracker.api.common import (
     audit_read,
@@ -33,8 +33,12 @@ from tracker.api.fields import LEAD_ID, LeadsPageSize, Millis, TimelineLimit
 from tracker.beacon import is_email_address
 from tracker.errors import NotFound
 from tracker.http_errors import BadRequest
+from tracker.scope import EVERY_SITE, SiteScope, visible_leads
 from tracker.services import Services
 from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
+
+SCAN_PAGES = 10
+"""Pages of leads a limited key's listing reads on past other sites' leads."""
 
 
 async def list_leads(request: Request) -> Response:
@@ -48,16 +52,37 @@ async def list_leads(request: Request) -> Response:
     limit = int_param(request, "limit", 100, LeadsPageSize)
     cursor = query_param(request, "cursor")
     after = _page_position(cursor) if cursor else None
-    rows = await services.store.leads_page(updated_since=since, after=after, limit=limit)
+    scope = scope_of(key)
+    rows, more = await _visible_page(services, scope, since, after, limit)
     leads = []
     for row in rows:
         try:
-            leads.append(answers.Lead(**await lead_fields(services, row)))
+            leads.append(answers.Lead(**await lead_fields(services, row, scope)))
         except NotFound:
             continue  # an erased lead's leftovers: not a lead any more, and not a failed page
-    next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id) if len(rows) == limit else None
+    next_cursor = encode_cursor(*more) if more else None
     await audit_read(services, key, "leads.list", "*", leads=[lead.id for lead in leads])
     return json_response(answers.LeadsPage(leads, next_cursor))
+
+
+async def _visible_page(
+    services: Services, scope: SiteScope, since: int, after: tuple[int, str] | None, limit: int
+) -> tuple[list[LeadRow], tuple[int, str] | None]:
+    """A page of the leads the scope sees, and where the next one starts (None: done).
+    A limited key's page is read on past other sites' leads, up to ``SCAN_PAGES`` pages;
+    it may then hold fewer than ``limit`` leads, with a cursor to go on from."""
+    found: list[LeadRow] = []
+    for _ in range(SCAN_PAGES):
+        rows = await services.store.leads_page(updated_since=since, after=after, limit=limit)
+        seen = await visible_leads(services.store, scope, [row.id for row in rows])
+        found += [row for row in rows if row.id in seen][: limit - len(found)]
+        if len(rows) < limit:
+            return found, None
+        after = (rows[-1].updated_at, rows[-1].id)
+        if len(found) == limit:
+            last = found[-1]
+            return found, (last.updated_at, last.id)
+    return found, after
 
 
 def _page_position(cursor: str) -> tuple[int, str]:
@@ -83,8 +108,10 @@ async def lookup(request: Request) -> Response:
     if not is_email_address(email):
         raise BadRequest("email is not an email address (name@domain)")
     found = await services.store.lead_by_index(services.personal.email_index(email))
+    scope = scope_of(key)
     try:
-        view = await detail_view(services, await root_lead(services, found.id)) if found else None
+        lead = await root_lead(services, found.id, scope) if found else None
+        view = await detail_view(services, lead, scope) if lead else None
     except NotFound:
         view = None
     if view is None:
@@ -96,16 +123,21 @@ async def lookup(request: Request) -> Response:
 async def detail(request: Request) -> Response:
     key = await require(request, "read")
     services = services_of(request)
-    lead = await root_lead(services, request.path_params["lead_id"])
-    view = await detail_view(services, lead)
+    scope = scope_of(key)
+    lead = await root_lead(services, request.path_params["lead_id"], scope)
+    view = await detail_view(services, lead, scope)
     await audit_read(services, key, "lead.read", lead.id, via="detail")
     return json_response(view)
 
 
-async def detail_view(services: Services, lead: LeadRow) -> answers.LeadDetail:
-    fields = await lead_fields(services, lead)
-    family = await services.store.lead_family(lead.id)
-    links = await services.store.links_of_leads(family)
+async def detail_view(
+    services: Services, lead: LeadRow, scope: SiteScope = EVERY_SITE
+) -> answers.LeadDetail:
+    """The lead as ``scope`` sees it: its browsers and consent on the allowed sites, the
+    merged leads that are themselves on one."""
+    fields = await lead_fields(services, lead, scope)
+    family = await _family(services, lead, scope)
+    links = scope.only(await services.store.links_of_leads(family))
     keys = site_keys(services)
     visitors = [link_view(link, keys) for link in links]
     states = []
@@ -127,37 +159,58 @@ async def timeline(request: Request) -> Response:
     key = await require(request, "read")
     services = services_of(request)
     limit = int_param(request, "limit", 10_000, TimelineLimit)
-    lead = await root_lead(services, request.path_params["lead_id"])
-    items, events = await timeline_items(services, lead, limit=limit)
+    scope = scope_of(key)
+    lead = await root_lead(services, request.path_params["lead_id"], scope)
+    items, events = await timeline_items(services, lead, limit=limit, scope=scope)
     await audit_read(services, key, "lead.timeline", lead.id, events=events)
     return json_response(answers.Timeline(lead.id, items, events >= limit))
 
 
 async def timeline_items(
-    services: Services, lead: LeadRow, *, limit: int
+    services: Services, lead: LeadRow, *, limit: int, scope: SiteScope = EVERY_SITE
 ) -> tuple[list[answers.TimelineItem], int]:
     """The lead's timeline items in order, and how many events it holds (the console
-    shows the same timeline)."""
-    family = await services.store.lead_family(lead.id)
+    shows the same timeline): of a limited ``scope``, what happened on its sites."""
+    family = await _family(services, lead, scope)
     links = await services.store.links_of_leads(family)
-    events = await services.store.link_events(links, limit=limit)
+    events = await services.store.link_events(links, limit=limit, sites=scope.ids)
     keys = site_keys(services)
     items: list[answers.TimelineItem] = [event_view(e, keys) for e in events]
     items += [answers.IdentifiedItem(**msgspec.structs.asdict(link_view(link, keys)),
-                                     at=link.began_at) for link in links]  # fmt: skip
-    items += [item for m in await services.store.merges_of(family) for item in merge_items(m)]
+                                     at=link.began_at) for link in scope.only(links)]  # fmt: skip
+    items += [item for m in await _merges(services, family, scope) for item in merge_items(m)]
     receipts = await services.store.consent_receipts_of([link.vid for link in links])
-    items += [receipt_item(r, keys) for r in receipts if _covered(r, links)]
-    items += await _submission_items(services, family, keys)
+    items += [receipt_item(r, keys) for r in scope.only(receipts) if _covered(r, links)]
+    items += await _submission_items(services, family, keys, scope)
     items.sort(key=lambda item: (item.at, _KIND_ORDER[type(item)]))
     return items, len(events)
 
 
+async def _family(services: Services, lead: LeadRow, scope: SiteScope) -> list[str]:
+    """The lead and the leads merged into it, of those the scope sees (a lead merged in
+    from another site only stays the limited reader's business through this one)."""
+    family = await services.store.lead_family(lead.id)
+    if not scope.limited:
+        return family
+    seen = await visible_leads(services.store, scope, family)
+    return [lead_id for lead_id in family if lead_id == lead.id or lead_id in seen]
+
+
+async def _merges(services: Services, family: list[str], scope: SiteScope) -> list[Merge]:
+    """The merges of these leads, of a limited scope those between leads it sees."""
+    merges = await services.store.merges_of(family)
+    if not scope.limited:
+        return merges
+    others = {i for m in merges for i in (m.into_lead, m.from_lead)} - set(family)
+    seen = set(family) | await visible_leads(services.store, scope, sorted(others))
+    return [m for m in merges if m.into_lead in seen and m.from_lead in seen]
+
+
 async def _submission_items(
-    services: Services, family: list[str], keys: dict[int, str]
+    services: Services, family: list[str], keys: dict[int, str], scope: SiteScope
 ) -> list[answers.SubmissionItem]:
     """What each unsigned form submission claimed: kept beside the lead, not over it."""
-    records = await services.store.submissions_of(family)
+    records = scope.only(await services.store.submissions_of(family))
     owners = {sub.lead_id for sub in records}
     leads = [row for lead_id in owners if (row := await services.store.lead(lead_id))]
     opened = await services.personal.open_submissions(leads, records)
@@ -200,7 +253,7 @@ async def merge(request: Request) -> Response:
     key = await require(request, "admin")
     services = services_of(request)
     body = await read_body(request, MergeBody)
-    into = await root_lead(services, request.path_params["lead_id"])
+    into = await root_lead(services, request.path_params["lead_id"], scope_of(key))
     other_id, reason = body.other.strip(), body.reason.strip()
     if not LEAD_ID.fullmatch(other_id) or await services.store.lead(other_id) is None:
         raise NotFound("lead not found")  # malformed or unknown alike

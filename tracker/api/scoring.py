@@ -13,7 +13,7 @@ from scoring.document import Document
 from scoring.grades import Grading
 from scoring.handover import hot_list
 from tracker.api import answers
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.bodies import AdjustBody, decode_body, raw_body, read_body
 from tracker.api.common import (
     audit_read,
@@ -28,11 +28,15 @@ from tracker.api.common import (
 from tracker.api.fields import SITE_KEY, Grade, LeadsPageSize, Millis, ScoreSort
 from tracker.errors import NotFound
 from tracker.http_errors import BadRequest
+from tracker.scope import EVERY_SITE, SiteScope
 from tracker.services import Services
 from tracker.storage.records import ScoreEntry, Site
 
 
-async def _site(services: Services, request: Request, *, required: bool) -> Site | None:
+async def _site(
+    services: Services, request: Request, *, required: bool, scope: SiteScope
+) -> Site | None:
+    """The ``site`` parameter's site; another site than the key's is unknown (404)."""
     key = query_param(request, "site")
     if key is None:
         if required:
@@ -41,7 +45,7 @@ async def _site(services: Services, request: Request, *, required: bool) -> Site
     if not SITE_KEY.fullmatch(key):
         raise BadRequest("site must be a site key")
     site = (await services.sites.snapshot(wanted=[key])).get(key)
-    if site is None:
+    if site is None or not scope.allows(site.id):
         raise NotFound("unknown site")
     return site
 
@@ -50,7 +54,7 @@ async def rules(request: Request) -> Response:
     """GET: the site's current rules; PUT: new rules (a new version)."""
     key = await require(request, "read" if request.method == "GET" else "admin")
     services = services_of(request)
-    site = await _site(services, request, required=True)
+    site = await _site(services, request, required=True, scope=scope_of(key))
     assert site is not None
     if request.method == "PUT":
         doc = _decode(await raw_body(request))
@@ -73,7 +77,8 @@ async def lead_score(request: Request) -> Response:
     """GET: the lead's score, grade and ledger; POST: a manual adjustment (admin)."""
     key = await require(request, "read" if request.method == "GET" else "admin")
     services = services_of(request)
-    lead = await root_lead(services, request.path_params["lead_id"])
+    scope = scope_of(key)
+    lead = await root_lead(services, request.path_params["lead_id"], scope)
     if request.method == "POST":
         body = await read_body(request, AdjustBody)
         site = (await services.sites.snapshot(wanted=[body.site])).get(body.site)
@@ -85,14 +90,19 @@ async def lead_score(request: Request) -> Response:
         await audit_read(services, key, "score.adjust", lead.id, points=int(body.points))
         site_id: int | None = site.id
     else:
-        chosen = await _site(services, request, required=False)
+        chosen = await _site(services, request, required=False, scope=scope)
         site_id = None if chosen is None else chosen.id
         await audit_read(services, key, "score.read", lead.id)
-    answer = await score_view(services, lead.id, site_id)
+    answer = await score_view(services, lead.id, site_id, scope)
     return json_response(answer, 201 if request.method == "POST" else 200)
 
 
-async def score_view(services: Services, lead_id: str, site_id: int | None) -> answers.LeadScore:
+async def score_view(
+    services: Services, lead_id: str, site_id: int | None, scope: SiteScope = EVERY_SITE
+) -> answers.LeadScore:
+    """The lead's score on ``site_id``, or where it scores highest (of the scope's sites)."""
+    if site_id is None and scope.limited:
+        site_id = await _best_site(services, lead_id, scope)
     found = await services.store.lead_score(lead_id, site_id)
     if found is None:
         raise NotFound("lead not found")
@@ -105,6 +115,17 @@ async def score_view(services: Services, lead_id: str, site_id: int | None) -> a
     return answers.LeadScore(found.lead_id, site.key if site else None, standing.score,
                              standing.grade, standing.fit, standing.fit_grade,
                              info.rules.version if info else None, now, ledger)  # fmt: skip
+
+
+async def _best_site(services: Services, lead_id: str, scope: SiteScope) -> int:
+    """Of the allowed sites, the one the lead scores highest on (else the first allowed
+    site the lead is on: never a site outside the scope)."""
+    root = await services.store.resolve_lead(lead_id) or lead_id
+    states = scope.only(await services.store.score_states([root]))
+    if states:
+        return max(states, key=lambda s: (s.score, -s.site_id)).site_id
+    on = (await services.store.lead_sites([root])).get(root, frozenset())
+    return min((s for s in on if scope.allows(s)), default=min(scope.sites or {0}))
 
 
 def _entry(e: ScoreEntry, grading: Grading, now: int) -> answers.LedgerEntry:
@@ -127,9 +148,11 @@ async def scored_leads(request: Request, key: Any) -> Response:
     if sort not in get_args(ScoreSort):
         raise BadRequest("sort must be -score or score")
     limit = int_param(request, "limit", 100, LeadsPageSize)
-    site = await _site(services, request, required=False)
+    scope = scope_of(key)
+    site = await _site(services, request, required=False, scope=scope)
     found = await hot_list(services.parts.scoring, site_id=None if site is None else site.id,
-                           grade=grade, limit=limit, now=now_ms())  # fmt: skip
+                           grade=grade, limit=limit, now=now_ms(),
+                           allowed=scope.sites)  # fmt: skip
     if sort == "score":
         found.reverse()
     leads, standings = [], []
@@ -138,7 +161,7 @@ async def scored_leads(request: Request, key: Any) -> Response:
         if row is None:
             continue
         try:
-            leads.append(answers.Lead(**await lead_fields(services, row)))
+            leads.append(answers.Lead(**await lead_fields(services, row, scope)))
         except NotFound:
             continue  # erased meanwhile
         site_row = services.sites.by_id(item.site_id)

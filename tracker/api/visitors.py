@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from privacy import consent
 from tracker.api import answers
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.common import (
     audit_read,
     event_view,
@@ -29,9 +29,10 @@ async def visitor(request: Request) -> Response:
     if not VISITOR_ID.fullmatch(vid):
         raise NotFound("visitor not found")
     limit = int_param(request, "limit", 1000, VisitorEventLimit)
-    events = await services.store.visitor_events(vid, limit=limit)
-    links = await services.store.links_of_visitor(vid)
-    receipts = await services.store.consent_receipts_of([vid])
+    scope = scope_of(key)  # a limited key sees the visitor on its sites only
+    events = await services.store.visitor_events(vid, limit=limit, sites=scope.ids)
+    links = scope.only(await services.store.links_of_visitor(vid))
+    receipts = scope.only(await services.store.consent_receipts_of([vid]))
     if not (events or links or receipts):
         raise NotFound("visitor not found")
     await audit_read(services, key, "visitor.read", vid, events=len(events))

@@ -7,6 +7,7 @@ import argparse
 from tracker.api.auth import SCOPES, new_api_key
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_store
 from tracker.errors import NotFound
+from tracker.scope import site_ids, site_keys_of
 from tracker.settings import Settings
 from tracker.storage import Store
 from tracker.storage.records import ApiKey
@@ -24,6 +25,13 @@ def register(commands: Subparsers) -> None:
         required=True,
         help="read, identify, privacy or admin (repeat for several)",
     )
+    create.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="limit the key to this site (repeat for several): it sees nothing of the others",
+    )
     json_flag(create)
     create.set_defaults(run=cmd_create)
     listing = sub.add_parser("list", help="list keys (never their secrets)")
@@ -35,11 +43,12 @@ def register(commands: Subparsers) -> None:
     revoke.set_defaults(run=cmd_revoke)
 
 
-def key_json(key: ApiKey) -> dict[str, object]:
+def key_json(key: ApiKey, sites: list[str] | None = None) -> dict[str, object]:
     return {
         "id": key.id,
         "name": key.name,
         "scopes": list(key.scopes),
+        "sites": sites,
         "created_at": key.created_at,
         "last_used_at": key.last_used_at,
         "revoked_at": key.revoked_at,
@@ -47,27 +56,34 @@ def key_json(key: ApiKey) -> dict[str, object]:
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
-    record, secret = new_api_key(args.name, args.scope, now=now_ms())
-
-    async def work(store: Store) -> None:
+    async def work(store: Store) -> tuple[ApiKey, str]:
+        ids = await site_ids(store, args.site)
+        record, secret = new_api_key(args.name, args.scope, now=now_ms(), sites=ids)
         await store.add_api_key(record)
+        return record, secret
 
-    with_store(settings, work)
+    record, secret = with_store(settings, work)
+    limit = f", sites {', '.join(args.site)}" if args.site else ""
     emit(
         args,
-        key_json(record) | {"key": secret},
-        f"API key {record.id} ({', '.join(record.scopes)}) created. It is shown only now:\n"
-        f"{secret}",
+        key_json(record, sorted(set(args.site)) or None) | {"key": secret},
+        f"API key {record.id} ({', '.join(record.scopes)}{limit}) created."
+        f" It is shown only now:\n{secret}",
     )
     return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    keys = with_store(settings, lambda store: store.list_api_keys())
+    async def work(store: Store) -> list[tuple[ApiKey, list[str] | None]]:
+        return [(k, await site_keys_of(store, k.sites)) for k in await store.list_api_keys()]
+
+    keys = with_store(settings, work)
     lines = [
-        f"{k.id}  {k.name}  {','.join(k.scopes)}{'  REVOKED' if k.revoked_at else ''}" for k in keys
+        f"{k.id}  {k.name}  {','.join(k.scopes)}"
+        f"{'  sites ' + ','.join(sites) if sites else ''}{'  REVOKED' if k.revoked_at else ''}"
+        for k, sites in keys
     ]
-    emit(args, {"keys": [key_json(k) for k in keys]}, "\n".join(lines) or "no API keys")
+    emit(args, {"keys": [key_json(k, s) for k, s in keys]}, "\n".join(lines) or "no API keys")
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from tracker.cli.common import Subparsers, emit, json_flag, now_ms, with_parts
 from tracker.console.accounts import ROLES, Account, Accounts
 from tracker.errors import Invalid
+from tracker.scope import site_ids, site_keys_of
 from tracker.settings import Settings
 from tracker.wiring import Parts
 
@@ -21,6 +22,13 @@ def register(commands: Subparsers) -> None:
     add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin instead"
+    )
+    add.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="limit a marketing or legal user to this site (repeat for several)",
     )
     json_flag(add)
     add.set_defaults(run=cmd_add)
@@ -37,12 +45,13 @@ def register(commands: Subparsers) -> None:
         command.set_defaults(run=run)
 
 
-def user_json(account: Account) -> dict[str, Any]:
+def user_json(account: Account, sites: list[str] | None = None) -> dict[str, Any]:
     user = account.user
     return {
         "id": user.id,
         "email": account.email,
         "role": user.role,
+        "sites": sites,
         "totp": user.totp is not None,
         "language": user.language,
         "time_zone": user.time_zone,
@@ -63,27 +72,36 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             raise Invalid("no password on stdin")
 
     async def work(parts: Parts) -> tuple[Account, str]:
-        return await _accounts(parts).add(args.email, args.role, now=now_ms(), password=given)
+        ids = await site_ids(parts.store, args.site)
+        return await _accounts(parts).add(
+            args.email, args.role, now=now_ms(), password=given, sites=ids
+        )
 
     account, password = with_parts(settings, work)
     shown = {} if given else {"password": password}
+    limit = f", sites {', '.join(sorted(set(args.site)))}" if args.site else ""
     emit(
         args,
-        user_json(account) | shown,
-        f"console user {account.email} ({account.user.role}) created"
+        user_json(account, sorted(set(args.site)) or None) | shown,
+        f"console user {account.email} ({account.user.role}{limit}) created"
         + ("" if given else f"\none-time password (shown only now): {password}"),
     )
     return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    accounts = with_parts(settings, lambda parts: _accounts(parts).all())
+    async def work(parts: Parts) -> list[tuple[Account, list[str] | None]]:
+        found = await _accounts(parts).all()
+        return [(a, await site_keys_of(parts.store, a.user.sites)) for a in found]
+
+    accounts = with_parts(settings, work)
     lines = [
-        f"{a.user.id}  {a.email}  {a.user.role}{'  totp' if a.user.totp else ''}"
-        f"{'  DISABLED' if a.user.disabled_at else ''}"
-        for a in accounts
+        f"{a.user.id}  {a.email}  {a.user.role}{'  sites ' + ','.join(s) if s else ''}"
+        f"{'  totp' if a.user.totp else ''}{'  DISABLED' if a.user.disabled_at else ''}"
+        for a, s in accounts
     ]
-    emit(args, {"users": [user_json(a) for a in accounts]}, "\n".join(lines) or "no users")
+    emit(args, {"users": [user_json(a, s) for a, s in accounts]},
+         "\n".join(lines) or "no users")  # fmt: skip
     return 0
 
 

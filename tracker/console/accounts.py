@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyotp
@@ -20,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from privacy.personal import PersonalData
 from privacy.vault import Vault
 from tracker.errors import Conflict, Invalid, NotFound
+from tracker.scope import limit_for
 from tracker.storage import Store
 from tracker.storage.records import ConsoleUser
 
@@ -80,18 +82,21 @@ class Accounts:
         self.store, self.personal, self.vault = store, personal, vault
 
     async def add(
-        self, email: str, role: str, *, now: int, password: str | None = None
-    ) -> tuple[Account, str]:
-        """A new user and the password they sign in with (generated unless given)."""
+        self, email: str, role: str, *, now: int, password: str | None = None,
+        sites: Sequence[int] = (),
+    ) -> tuple[Account, str]:  # fmt: skip
+        """A new user and the password they sign in with (generated unless given); with
+        ``sites`` (ids), limited to them (``tracker.scope``)."""
         if role not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        limit = limit_for(role, sites)
         email = _check_email(email)
         password = check_password(password) if password is not None else one_time_password()
         user_id = "u_" + secrets.token_hex(8)
         user = ConsoleUser(
             user_id, self.personal.email_index(email),
             await self.vault.seal("console_users", "email", user_id, email.encode()),
-            role, await hash_password(password), None, "ja", DEFAULT_ZONE, now,
+            role, await hash_password(password), None, "ja", DEFAULT_ZONE, now, sites=limit,
         )  # fmt: skip
         if not await self.store.add_console_user(user):
             raise Conflict("a console user with that email exists")

@@ -25,6 +25,7 @@ from tracker.errors import Invalid, Refused
 from tracker.http_errors import answer
 from tracker.ingest import ClientInfo
 from tracker.routes import html_page
+from tracker.scope import SiteScope
 from tracker.services import Services
 
 MAX_FORM_BYTES = 64 * 1024
@@ -55,6 +56,11 @@ class Console:
     @property
     def user_id(self) -> str:
         return self.signed.user.id
+
+    @property
+    def scope(self) -> SiteScope:
+        """The sites this user sees (every site, unless limited)."""
+        return SiteScope.of(self.signed.user.sites)
 
     @property
     def actor(self) -> str:

@@ -93,7 +93,9 @@ class Store(Protocol):
         """Receipts, forgets and events in order, in one transaction, durable on return;
         each event is stored only if ``rules`` admit it under its visitor's consent."""
 
-    async def visitor_events(self, vid: str, *, limit: int = 1000) -> list[Event]:
+    async def visitor_events(
+        self, vid: str, *, limit: int = 1000, sites: Sequence[int] | None = None
+    ) -> list[Event]:
         """A visitor's events, oldest first."""
 
     async def events_page(self, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
@@ -155,8 +157,14 @@ class Store(Protocol):
 
     async def links_of_visitor(self, vid: str) -> list[Link]: ...
 
-    async def link_events(self, links: Sequence[Link], *, limit: int) -> list[Event]:
-        """The events the links cover (visitor and time range), in time order."""
+    async def link_events(
+        self, links: Sequence[Link], *, limit: int, sites: Sequence[int] | None = None
+    ) -> list[Event]:
+        """The events the links cover (visitor and time range), in time order; with
+        ``sites``, only those on these sites."""
+
+    async def lead_sites(self, lead_ids: Sequence[str]) -> dict[str, frozenset[int]]:
+        """The sites of each lead's (and its merged leads') links and covered events."""
 
     async def merge_leads(self, merge: Merge, rules: MergeRules) -> None:
         """Record ``merge`` if ``rules`` admit it, with change and outbox rows."""

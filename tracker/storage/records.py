@@ -345,6 +345,8 @@ class ApiKey:
     created_at: int
     last_used_at: int | None = None
     revoked_at: int | None = None
+    sites: tuple[int, ...] | None = None
+    """The site ids the key is limited to (``tracker.scope``); None: every site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +492,8 @@ class ConsoleUser:
     time_zone: str
     created_at: int
     disabled_at: int | None = None
+    sites: tuple[int, ...] | None = None
+    """The site ids the user is limited to (``tracker.scope``); None: every site."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ LEAD_COLUMNS = (
 )
 LINK_COLUMNS = "id, vid, lead_id, site_id, evidence, began_at, valid_from, ended_at, ip"
 MERGE_COLUMNS = "id, into_lead, from_lead, actor, reason, at, undone_at, undone_by, undo_reason"
-API_KEY_COLUMNS = "id, name, scopes, secret_hash, created_at, last_used_at, revoked_at"
+API_KEY_COLUMNS = "id, name, scopes, secret_hash, created_at, last_used_at, revoked_at, sites"
 WEBHOOK_COLUMNS = "id, url, events, secret, created_at, disabled_at"
 OUTBOX_COLUMNS = (
     "id, webhook_id, type, lead_id, data, created_at, attempts, next_attempt_at,"
@@ -134,9 +134,14 @@ def change_from_row(row: Sequence[Any]) -> Change:
 
 
 def api_key_from_row(row: Sequence[Any]) -> ApiKey:
-    id_, name, scopes, secret_hash, created_at, last_used_at, revoked_at = row
+    id_, name, scopes, secret_hash, created_at, last_used_at, revoked_at, sites = row
     return ApiKey(id_, name, tuple(orjson.loads(scopes)), secret_hash, created_at,
-                  last_used_at, revoked_at)  # fmt: skip
+                  last_used_at, revoked_at, site_ids(sites))  # fmt: skip
+
+
+def site_ids(value: str | None) -> tuple[int, ...] | None:
+    """A site-limit column as read (a JSON array of site ids; NULL: every site)."""
+    return None if value is None else tuple(int(i) for i in orjson.loads(value))
 
 
 def webhook_from_row(row: Sequence[Any]) -> Webhook:

@@ -27,8 +27,9 @@ _MAX_ERROR = 300
 
 def add_api_key(key: ApiKey) -> Script[None]:
     yield run(
-        f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+        f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
         key.id, key.name, to_json(list(key.scopes)), key.secret_hash, key.created_at,
+        None if key.sites is None else to_json(list(key.sites)),
     )  # fmt: skip
 
 

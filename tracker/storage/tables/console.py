@@ -13,29 +13,32 @@ from functools import partial
 from typing import Any
 
 from tracker.storage.records import ConsoleSession, ConsoleUser
+from tracker.storage.rows import site_ids, to_json
 from tracker.storage.script import Script, count, row, rows, run, value
 from tracker.storage.tables import Tables
 
 USER_COLUMNS = (
-    "id, email_index, email, role, password, totp, language, time_zone, created_at, disabled_at"
+    "id, email_index, email, role, password, totp, language, time_zone, created_at,"
+    " disabled_at, sites"
 )
 SESSION_COLUMNS = "token_hash, user_id, created_at, seen_at, confirmed_at"
 
 
 def _user(found: Sequence[Any]) -> ConsoleUser:
-    id_, index, email, role, password, totp, language, zone, created, disabled = found
+    id_, index, email, role, password, totp, language, zone, created, disabled, sites = found
     return ConsoleUser(id_, bytes(index), bytes(email), role, password,
                        None if totp is None else bytes(totp), language, zone, created,
-                       disabled)  # fmt: skip
+                       disabled, site_ids(sites))  # fmt: skip
 
 
 def add_user(user: ConsoleUser) -> Script[bool]:
     """False when a user with that email exists."""
     added = yield value(
-        f"INSERT INTO console_users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO console_users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING RETURNING id",
         user.id, user.email_index, user.email, user.role, user.password, user.totp,
         user.language, user.time_zone, user.created_at, user.disabled_at,
+        None if user.sites is None else to_json(list(user.sites)),
     )  # fmt: skip
     return added is not None
 

@@ -177,8 +177,14 @@ class EventTables(Tables):
     async def consent_state(self, site_id: int, vid: str) -> ConsentState | None:
         return await self.read(consent_state(site_id, vid))
 
-    async def visitor_events(self, vid: str, *, limit: int = 1000) -> list[Event]:
-        return await self.read(events_where("vid = ?", "at, id", vid, limit))
+    async def visitor_events(
+        self, vid: str, *, limit: int = 1000, sites: Sequence[int] | None = None
+    ) -> list[Event]:
+        if sites is None:
+            return await self.read(events_where("vid = ?", "at, id", vid, limit))
+        return await self.read(
+            events_where("vid = ? AND site_id IN ?", "at, id", vid, list(sites), limit)
+        )
 
     async def events_page(self, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
         return await self.read(events_where("id > ?", "id", after_id, limit))

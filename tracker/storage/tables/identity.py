@@ -191,19 +191,42 @@ def links_where(condition: str, arg: object, order: str) -> Script[list[Link]]:
     return [link_from_row(r) for r in found]
 
 
-def link_events(links: Sequence[Link], limit: int) -> Script[list[Event]]:
-    """The events each link covers (its visitor, within its time range), by time."""
+def link_events(
+    links: Sequence[Link], limit: int, sites: Sequence[int] | None = None
+) -> Script[list[Event]]:
+    """The events each link covers (its visitor, within its time range), by time; with
+    ``sites``, only those on these sites."""
     events: list[Event] = []
+    on_sites, site_args = ("", ()) if sites is None else (" AND site_id IN ?", (list(sites),))
     for link in links:
         found = yield rows(
             f"SELECT id, {EVENT_COLUMNS} FROM events WHERE vid = ? AND at >= ? AND at < ?"
-            " ORDER BY at, id LIMIT ?",
-            link.vid, link.valid_from, link.ended_at or NO_END, limit,
+            f"{on_sites} ORDER BY at, id LIMIT ?",
+            link.vid, link.valid_from, link.ended_at or NO_END, *site_args, limit,
         )  # fmt: skip
         events.extend(event_from_row(r) for r in found)
     if len(links) > 1:  # one link's events come in order from the query
         events.sort(key=lambda e: (e.at, e.id or 0))
     return events[:limit]
+
+
+def lead_sites(lead_ids: Sequence[str]) -> Script[dict[str, frozenset[int]]]:
+    """The sites each lead is on: those of its links and of the events they cover, for
+    the lead and every lead merged into it (``tracker.scope``: what a site-limited key
+    or user may see)."""
+    found: dict[str, frozenset[int]] = {}
+    for lead_id in dict.fromkeys(lead_ids):
+        family = yield from lead_family(lead_id)
+        links = yield from links_where("lead_id IN ?", family, "began_at, id")
+        sites = {link.site_id for link in links}
+        for link in links:
+            on = yield rows(
+                "SELECT DISTINCT site_id FROM events WHERE vid = ? AND at >= ? AND at < ?",
+                link.vid, link.valid_from, link.ended_at or NO_END,
+            )  # fmt: skip
+            sites.update(int(r[0]) for r in on)
+        found[lead_id] = frozenset(sites)
+    return found
 
 
 def consent_receipts_of(vids: Sequence[str]) -> Script[list[ConsentReceipt]]:
@@ -252,8 +275,13 @@ class IdentityTables(Tables):
     async def links_of_visitor(self, vid: str) -> list[Link]:
         return await self.read(links_where("vid = ?", vid, "valid_from, id"))
 
-    async def link_events(self, links: Sequence[Link], *, limit: int) -> list[Event]:
-        return await self.read(link_events(links, limit))
+    async def link_events(
+        self, links: Sequence[Link], *, limit: int, sites: Sequence[int] | None = None
+    ) -> list[Event]:
+        return await self.read(link_events(links, limit, sites))
+
+    async def lead_sites(self, lead_ids: Sequence[str]) -> dict[str, frozenset[int]]:
+        return await self.read(lead_sites(lead_ids))
 
     async def consent_receipts_of(self, vids: Sequence[str]) -> list[ConsentReceipt]:
         return await self.read(consent_receipts_of(vids))
