@@ -127,7 +127,7 @@ def shown(board: Dashboard) -> dict[str, Any]:
 
 async def check(parts: Parts, site: Site) -> None:
     reports = Reports(parts.store, now=lambda: T0 / 1000 + 20 * 86_400)
-    for tz in ("Asia/Tokyo", "UTC", "America/New_York"):
+    for tz in ("Asia/Tokyo", "UTC", "America/New_York", "Australia/Sydney"):  # Sydney: DST
         board = await reports.dashboard(site.id, START, START + dt.timedelta(days=9), tz=tz,
                                         limit=100)  # fmt: skip
         assert board.source == "rollups"

@@ -84,8 +84,9 @@ def unseen_messages(items: Sequence[WriteItem]) -> Script[set[int]]:
 
 def _insert_events(admitted: list[Event], *, rollups_on: bool) -> Script[int]:
     if admitted:
-        yield from rollups.record(admitted, rollups_on)  # asks for sessions seen before
+        pending = yield from rollups.record(admitted, rollups_on)  # asks what was before
         yield Insert("events", EVENT_COLUMN_NAMES, [event_row(e) for e in admitted])
+        yield from rollups.settle_pending(pending)
     return len(admitted)
 
 

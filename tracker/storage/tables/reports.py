@@ -53,16 +53,28 @@ def top_values(
 
 
 def distinct_visitors(site_id: int, spans: Sequence[tuple[int, int]]) -> Script[list[int]]:
-    """Distinct visitors in each span of hours, then in all of them together."""
+    """Distinct visitors in each span of hours: the visitor-hours in the span whose
+    visitor's previous hour is before it."""
     counts = []
-    for h0, h1 in [*spans, (spans[0][0], spans[-1][1])] if spans else []:
+    for h0, h1 in spans:
         found = yield value(
-            "SELECT COUNT(DISTINCT vid) FROM rollup_visitors WHERE site_id = ? AND hour >= ?"
-            " AND hour < ?",
-            site_id, h0, h1,
+            "SELECT COUNT(*) FROM rollup_visitors WHERE site_id = ? AND hour >= ?"
+            " AND hour < ? AND prev_hour < ?",
+            site_id, h0, h1, h0,
         )  # fmt: skip
         counts.append(int(found or 0))
     return counts
+
+
+def visitors_per_day(site_id: int, h0: int, h1: int, offset: int) -> Script[dict[int, int]]:
+    """Distinct visitors of each day ``(hour + offset) // 24`` in ``[h0, h1)`` in one
+    pass (a zone whose offset is ``offset`` hours all along)."""
+    found = yield rows(
+        "SELECT (hour + ?) / 24, COUNT(*) FROM rollup_visitors WHERE site_id = ?"
+        " AND hour >= ? AND hour < ? AND prev_hour < ((hour + ?) / 24) * 24 - ? GROUP BY 1",
+        offset, site_id, h0, h1, offset, offset,
+    )  # fmt: skip
+    return {int(day): int(n) for day, n in found}
 
 
 def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
@@ -136,6 +148,9 @@ class ReportTables(Tables):
 
     async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
         return await self.read(distinct_visitors(site_id, spans))
+
+    async def visitors_per_day(self, site_id: int, h0: int, h1: int, offset: int) -> dict[int, int]:
+        return await self.read(visitors_per_day(site_id, h0, h1, offset))
 
     async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
         return await self.read(new_leads(site_id, t0, t1))

@@ -32,7 +32,7 @@ visitors at or below it, and readers fall back to the raw events.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any
@@ -53,6 +53,8 @@ VIEWS_PER_QUERY = 500
 ALL = "\U0010ffff"
 """A watermark above every visitor id: the roll-ups cover everyone."""
 
+Session = tuple[int, str, str]
+"""(site_id, vid, sid)."""
 Key = tuple[int, str, int, str]
 """(site_id, dimension, hour, value)."""
 VisitorHour = tuple[int, int, str]
@@ -92,7 +94,8 @@ class Tally:
 
     views: Counter[Key] = field(default_factory=Counter)
     sessions: Counter[Key] = field(default_factory=Counter)
-    visitors: set[VisitorHour] = field(default_factory=set)
+    visitors: dict[VisitorHour, int] = field(default_factory=dict)
+    """Each hour a visitor viewed a page in -> the visitor's previous such hour (-1)."""
 
     def rows(self) -> list[tuple[Key, int, int]]:
         """(key, page views, sessions), in key order; no all-zero rows."""
@@ -102,24 +105,36 @@ class Tally:
         return [r for r in found if r[1] or r[2]]
 
     def minus(self, other: Tally) -> Tally:
+        """The change from ``other`` to this: counts subtracted; visitor-hours that are
+        new or whose previous hour changed (those gone: ``gone``)."""
         views, sessions = Counter(self.views), Counter(self.sessions)
         for key, n in other.views.items():
             views[key] -= n
         for key, n in other.sessions.items():
             sessions[key] -= n
-        return Tally(views, sessions, self.visitors - other.visitors)
+        changed = {k: v for k, v in self.visitors.items() if other.visitors.get(k) != v}
+        return Tally(views, sessions, changed)
+
+    def gone(self, other: Tally) -> set[VisitorHour]:
+        """Visitor-hours of ``other`` that this has not."""
+        return other.visitors.keys() - self.visitors.keys()
 
 
-def tally(views: Iterable[View], known: Set[tuple[int, str, str]] = frozenset()) -> Tally:
-    """What ``views`` (in storage order) count for; ``known``: sessions (site, vid, sid)
-    that already had a page view before them."""
-    viewed, entered, visitors = list[Key](), list[Key](), set[VisitorHour]()
+def tally(
+    views: Iterable[View],
+    known: Set[tuple[int, str, str]] = frozenset(),
+    last: Mapping[tuple[int, str], int] | None = None,
+) -> Tally:
+    """What ``views`` (in storage order) count for. ``known``: sessions (site, vid, sid)
+    that had a page view before them; ``last``: each visitor's latest hour with a page
+    view before them (none later than theirs)."""
+    viewed, entered, hours = list[Key](), list[Key](), dict[tuple[int, str], set[int]]()
     seen = set(known)
     for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
         hour = at // HOUR_MS
         path = path_of(url)
         viewed += ((site, "", hour, ""), (site, "page", hour, path))
-        visitors.add((site, hour, vid))
+        hours.setdefault((site, vid), set()).add(hour)
         session = (site, vid, sid or "")
         if session in seen:
             continue
@@ -131,6 +146,13 @@ def tally(views: Iterable[View], known: Set[tuple[int, str, str]] = frozenset())
             (site, "device", hour, device or ""), (site, "browser", hour, browser or ""),
             (site, "os", hour, os_ or ""),
         )  # fmt: skip
+    visitors = {}
+    for (site, vid), active in hours.items():
+        prev = -1 if last is None else last.get((site, vid), -1)
+        for hour in sorted(active):
+            if hour != prev:  # the same hour as before: its row is there already
+                visitors[site, hour, vid] = prev
+            prev = hour
     return Tally(Counter(viewed), Counter(entered), visitors)
 
 
@@ -149,8 +171,10 @@ def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
             site, dim, hour, val,
         )  # fmt: skip
     if delta.visitors:
-        yield Insert("rollup_visitors", ("site_id", "hour", "vid"), sorted(delta.visitors),
-                     on_conflict="(site_id, hour, vid) DO NOTHING")  # fmt: skip
+        yield Insert("rollup_visitors", ("site_id", "hour", "vid", "prev_hour"),
+                     [(*k, v) for k, v in sorted(delta.visitors.items())],
+                     on_conflict="(site_id, hour, vid) DO UPDATE SET prev_hour ="
+                     " excluded.prev_hour")  # fmt: skip
     for site, hour, vid in sorted(set(gone)):
         yield run(
             "DELETE FROM rollup_visitors WHERE site_id = ? AND hour = ? AND vid = ?",
@@ -173,29 +197,49 @@ def watermark() -> Script[str]:
     return ALL if found is None else str(found)
 
 
-def record(events: Sequence[Event], enabled: bool) -> Script[None]:
+def record(events: Sequence[Event], enabled: bool) -> Script[Pending]:
     """Before ``events`` are inserted: add what their page views count for (or, with
-    roll-ups off, mark the roll-ups as needing a rebuild)."""
+    roll-ups off, mark the roll-ups as needing a rebuild). A visitor with a page view
+    later than one of these (arrived out of time order) is tallied whole instead: pass
+    the answer to ``settle_pending`` after the insert."""
     if not enabled:
         yield run("UPDATE rollup_state SET watermark = '' WHERE id = 1 AND watermark IS NULL")
-        return
+        return None
     mark = yield from watermark()
     views = [view_of(e) for e in events if e.type == "pageview" and e.vid <= mark]
     if not views:
-        return
-    known = yield from known_sessions({v[2] for v in views})
-    yield from apply(tally(views, known))
+        return None
+    known, last = yield from existing({v[2] for v in views})
+    late = {v[2] for v in views if v[4] // HOUR_MS < last.get((v[1], v[2]), -1)}
+    if late:
+        views = [v for v in views if v[2] not in late]
+    yield from apply(tally(views, known, last))
+    return (late, (yield from snapshot(late))) if late else None
 
 
-def known_sessions(vids: Iterable[str]) -> Script[set[tuple[int, str, str]]]:
-    ordered, known = sorted(vids), set[tuple[int, str, str]]()
+Pending = tuple[set[str], "Tally"] | None
+"""Visitors to tally again after an insert, and what they counted for before it."""
+
+
+def settle_pending(pending: Pending) -> Script[None]:
+    if pending is not None:
+        yield from settle(*pending)
+
+
+def existing(vids: Iterable[str]) -> Script[tuple[set[Session], dict[tuple[int, str], int]]]:
+    """Sessions with a page view already, and each visitor's latest hour with one."""
+    ordered, known, last = sorted(vids), set[Session](), dict[tuple[int, str], int]()
     for start in range(0, len(ordered), VIEWS_PER_QUERY):
         found = yield rows(
-            "SELECT DISTINCT site_id, vid, sid FROM events WHERE vid IN ? AND type = ?",
+            "SELECT site_id, vid, sid, MAX(at) FROM events WHERE vid IN ? AND type = ?"
+            " GROUP BY site_id, vid, sid",
             ordered[start : start + VIEWS_PER_QUERY], "pageview",
         )  # fmt: skip
-        known.update((int(site), vid, sid or "") for site, vid, sid in found)
-    return known
+        for site, vid, sid, at in found:
+            known.add((int(site), vid, sid or ""))
+            key = (int(site), vid)
+            last[key] = max(last.get(key, -1), int(at) // HOUR_MS)
+    return known, last
 
 
 # -- as events are deleted -------------------------------------------------------------
@@ -220,7 +264,7 @@ def snapshot(vids: Iterable[str]) -> Script[Tally]:
 def settle(vids: Iterable[str], before: Tally) -> Script[None]:
     """After the delete: apply the difference to what they count for now."""
     after = tally((yield from views_of(vids)))
-    yield from apply(after.minus(before), before.visitors - after.visitors)
+    yield from apply(after.minus(before), after.gone(before))
 
 
 def expire(site_id: int, before: int) -> Script[None]:
@@ -241,8 +285,7 @@ def expire(site_id: int, before: int) -> Script[None]:
     delta.sessions = Counter({k: n for k, n in delta.sessions.items() if k[2] >= hour})
     yield run("DELETE FROM rollup_counts WHERE site_id = ? AND hour < ?", site_id, hour)
     yield run("DELETE FROM rollup_visitors WHERE site_id = ? AND hour < ?", site_id, hour)
-    gone = {v for v in whole.visitors - kept.visitors if v[1] >= hour}
-    yield from apply(delta, gone)
+    yield from apply(delta, {v for v in kept.gone(whole) if v[1] >= hour})
 
 
 # -- rebuilding ------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 -- Roll-ups for the dashboard (tracker/storage/tables/rollups.py): page views and
--- sessions per site, dimension, UTC hour and value; who viewed a page in each hour (for
--- exact distinct visitors per day in any whole-hour time zone); and how far they cover
--- the events (`watermark` NULL: every visitor; otherwise visitors up to that id, until
--- a rebuild finishes). On a database that already has events they start empty and
+-- sessions per site, dimension, UTC hour and value; who viewed a page in each hour, with
+-- their previous such hour (the distinct visitors of any span of hours are its rows whose
+-- previous hour is before it); and how far they cover the events (`watermark` NULL: every
+-- visitor; otherwise visitors up to that id, until a rebuild finishes). On a database that already has events they start empty and
 -- uncovered: `ashiato reports rebuild` counts the events once.
 CREATE TABLE rollup_counts (
     site_id   bigint NOT NULL,
@@ -15,9 +15,10 @@ CREATE TABLE rollup_counts (
 );
 
 CREATE TABLE rollup_visitors (
-    site_id bigint NOT NULL,
-    hour    bigint NOT NULL,
-    vid     text   COLLATE "C" NOT NULL,
+    site_id   bigint NOT NULL,
+    hour      bigint NOT NULL,
+    vid       text   COLLATE "C" NOT NULL,
+    prev_hour bigint NOT NULL,                 -- the visitor's previous such hour, or -1
     PRIMARY KEY (site_id, hour, vid)
 );
 
