@@ -19,10 +19,12 @@ import pytest
 from identity.service import Identified
 from privacy.consent import Rules
 from privacy.retention import Policy, Retention
-from tests.conftest import SITE_ORIGIN, cli_json, deployment_env, make_deployment
-from tracker.reports import Dashboard, Filters, Reports, date_range
+from tests.conftest import SITE_ORIGIN, deployment_env, make_deployment
+from tests.servers import cli_json
+from tracker.reports import Dashboard, Filters, Reports, date_range, matching, summarize
 from tracker.settings import Settings
 from tracker.storage.records import Event, Site
+from tracker.storage.tables.rollups import tally
 from tracker.wiring import Parts, open_parts
 
 DAY = 86_400_000
@@ -142,6 +144,13 @@ async def check(parts: Parts, site: Site) -> None:
         assert [s[1] for s in series] == expected["sessions"]
         assert visitors == [*expected["visitors"], expected["total_visitors"]]
         assert top == board.top
+        # Filters over UTM start from the tagged page views: the same as filtering all.
+        views, earlier = await parts.store.page_views(site.id, span.bounds[0], span.bounds[-1])
+        for filters in (Filters(campaign="autumn"), Filters(source="google", page="/pricing"),
+                        Filters(medium="email", campaign="brand")):  # fmt: skip
+            narrowed = await reports._from_events(site.id, span, filters, 100)
+            assert narrowed == summarize(tally(matching(views, filters), earlier), span, 100)
+        assert narrowed[0] == [[0, 0]] * 10  # that pair is in no session
 
 
 @pytest.mark.anyio

@@ -220,7 +220,8 @@ class Reports:
     async def _from_events(
         self, site_id: int, span: _Range, filters: Filters, limit: int
     ) -> tuple[list[list[int]], list[int], dict[str, list[Row]]]:
-        views, earlier = await self.store.page_views(site_id, span.bounds[0], span.bounds[-1])
+        utm = (filters.source, filters.medium, filters.campaign)
+        views, earlier = await self.store.page_views(site_id, span.bounds[0], span.bounds[-1], utm)
         counted = tally(matching(views, filters), earlier)
         return summarize(counted, span, limit)
 

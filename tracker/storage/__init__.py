@@ -467,8 +467,9 @@ class Store(Protocol):
     async def live_visitors(self, site_id: int, since: int) -> int: ...
 
     async def page_views(
-        self, site_id: int, t0: int, t1: int
-    ) -> tuple[list[tuple[Any, ...]], set[tuple[int, str, str]]]: ...
+        self, site_id: int, t0: int, t1: int, utm: Sequence[str | None] = ...
+    ) -> tuple[list[tuple[Any, ...]], set[tuple[int, str, str]]]:
+        """Page views in ``[t0, t1)`` (of visitors with UTM ``utm`` there, if any set)."""
 
     async def truncate_wal(self) -> bool:
         """Leave no deleted data in a write-ahead log (no-op where there is none)."""

@@ -114,15 +114,33 @@ def live_visitors(site_id: int, since: int) -> Script[int]:
     return int(found or 0)
 
 
-def page_views(site_id: int, t0: int, t1: int) -> Script[tuple[list[View], set[Session]]]:
+UTM = ("utm_source", "utm_medium", "utm_campaign")
+TAGGED = "(utm_source IS NOT NULL OR utm_medium IS NOT NULL OR utm_campaign IS NOT NULL)"
+"""The condition of the partial index ``events_tagged``: page views that carry UTM."""
+
+
+def page_views(
+    site_id: int, t0: int, t1: int, utm: Sequence[str | None] = (None, None, None)
+) -> Script[tuple[list[View], set[Session]]]:
     """The site's page views in the range in storage order, and the sessions among
-    theirs whose first page view (in storage order) is not one of them."""
-    found = yield rows(
-        f"SELECT {VIEW_COLUMNS} FROM events WHERE at >= ? AND at < ? AND site_id = ?"
-        " AND type = ? ORDER BY id",
-        t0, t1, site_id, "pageview",
-    )  # fmt: skip
-    views = [tuple(r) for r in found]
+    theirs whose first page view (in storage order) is not one of them. With UTM values
+    (source, medium, campaign; None for any), only the views of visitors with a page
+    view carrying them in the range (found over ``events_tagged``)."""
+    wanted = [(col, val) for col, val in zip(UTM, utm, strict=True) if val is not None]
+    if wanted:
+        tagged = yield rows(
+            f"SELECT DISTINCT vid FROM events WHERE {TAGGED} AND site_id = ? AND at >= ?"
+            " AND at < ? AND type = ?" + "".join(f" AND {col} = ?" for col, _ in wanted),
+            site_id, t0, t1, "pageview", *(val for _, val in wanted),
+        )  # fmt: skip
+        views = yield from _views_of(sorted(r[0] for r in tagged), site_id, t0, t1)
+    else:
+        found = yield rows(
+            f"SELECT {VIEW_COLUMNS} FROM events WHERE at >= ? AND at < ? AND site_id = ?"
+            " AND type = ? ORDER BY id",
+            t0, t1, site_id, "pageview",
+        )  # fmt: skip
+        views = [tuple(r) for r in found]
     ids = {v[0] for v in views}
     vids, earlier = sorted({v[2] for v in views}), set[Session]()
     for start in range(0, len(vids), 500):
@@ -133,6 +151,19 @@ def page_views(site_id: int, t0: int, t1: int) -> Script[tuple[list[View], set[S
         )  # fmt: skip
         earlier |= {(site_id, v, sid or "") for v, sid, first in firsts if first not in ids}
     return views, earlier
+
+
+def _views_of(vids: list[str], site_id: int, t0: int, t1: int) -> Script[list[View]]:
+    views = list[View]()
+    for start in range(0, len(vids), 500):
+        found = yield rows(
+            f"SELECT {VIEW_COLUMNS} FROM events WHERE vid IN ? AND at >= ? AND at < ?"
+            " AND site_id = ? AND type = ?",
+            vids[start : start + 500], t0, t1, site_id, "pageview",
+        )  # fmt: skip
+        views += [tuple(r) for r in found]
+    views.sort(key=lambda v: v[0])
+    return views
 
 
 class ReportTables(Tables):
@@ -161,5 +192,7 @@ class ReportTables(Tables):
     async def live_visitors(self, site_id: int, since: int) -> int:
         return await self.read(live_visitors(site_id, since))
 
-    async def page_views(self, site_id: int, t0: int, t1: int) -> tuple[list[View], set[Session]]:
-        return await self.read(page_views(site_id, t0, t1))
+    async def page_views(
+        self, site_id: int, t0: int, t1: int, utm: Sequence[str | None] = (None, None, None)
+    ) -> tuple[list[View], set[Session]]:
+        return await self.read(page_views(site_id, t0, t1, utm))
