@@ -250,3 +250,13 @@ def test_a_limited_key_cannot_write_into_another_site(world: World) -> None:
     assert hidden.content == unknown.content
     consent = {"site": w.b, "vid": body["vid"], "consent": {"analytics": True}}
     assert w.call("POST", "/consent", "A", json=consent).status_code == 404
+
+
+def test_reports_are_of_the_sites_only(world: World) -> None:
+    w, day = world, {"from": "2026-01-01", "to": "2026-01-02"}
+    assert w.get("/reports/dashboard", "A", site=w.a, **day).status_code == 200
+    hidden = w.get("/reports/dashboard", "A", site=w.b, **day)
+    unknown = w.get("/reports/dashboard", "A", site="no-such-site", **day)
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.content == unknown.content
+    assert w.get("/reports/dashboard", "all", site=w.b, **day).status_code == 200

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracker.api import answers
-from tracker.api.auth import require
+from tracker.api.auth import require, scope_of
 from tracker.api.common import int_param, json_response, query_param, services_of
 from tracker.api.fields import SITE_KEY, ReportListSize
 from tracker.errors import Invalid, NotFound
@@ -25,14 +25,14 @@ FILTERS = ("page", "source", "medium", "campaign")
 
 
 async def dashboard(request: Request) -> Response:
-    await require(request, "read")
+    api_key = await require(request, "read")
     services = services_of(request)
     key = query_param(request, "site")
     if key is None or not SITE_KEY.fullmatch(key):
         raise BadRequest("site is required (a site key)")
     site = (await services.sites.snapshot(wanted=[key])).get(key)
-    if site is None:
-        raise NotFound("unknown site")
+    if site is None or not scope_of(api_key).allows(site.id):
+        raise NotFound("unknown site")  # another site than a limited key's: as unknown
     start, end = _date(request, "from"), _date(request, "to")
     filters = Filters(**{name: query_param(request, name) for name in FILTERS})
     if any(len(v or "") > 1000 for v in dataclasses.astuple(filters)):

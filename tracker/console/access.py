@@ -3,12 +3,15 @@ test-send, the delivery log, redelivery). The same functions as the API and the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import RedirectResponse, Response
 
 from tracker.api.auth import SCOPES, new_api_key
 from tracker.api.fields import EVENT_TYPES
 from tracker.console.web import Console, page
 from tracker.errors import NotFound
+from tracker.scope import site_ids
 from tracker.storage.records import Webhook
 from tracker.webhook_targets import webhook_policy
 from tracker.webhooks import register, send_test
@@ -21,13 +24,22 @@ async def keys_page(console: Console) -> Response:
     store = console.services.store
     secret = None
     if console.request.method == "POST":
+        sites = await site_ids(store, console.form.getlist("site"))
         record, secret = new_api_key(console.form.get("name"), console.form.getlist("scope"),
-                                     now=console.clock.now_ms)  # fmt: skip
+                                     now=console.clock.now_ms, sites=sites)  # fmt: skip
         await store.add_api_key(record)
-        await console.audit("apikey.create", record.id)
+        await console.audit("apikey.create", record.id, sites=list(sites))
     keys = sorted(await store.list_api_keys(), key=lambda k: (k.revoked_at is not None,
                                                               -k.created_at))  # fmt: skip
-    return console.render("keys.html", keys=keys, scopes=SCOPES, secret=secret)
+    return console.render("keys.html", keys=keys, scopes=SCOPES, secret=secret,
+                          **await site_choice(console))  # fmt: skip
+
+
+async def site_choice(console: Console) -> dict[str, Any]:
+    """What a form limiting a key or user to sites shows: the sites, and their names."""
+    sites = await console.services.store.list_sites()
+    return {"sites": [s for s in sites if not s.settings.removed_at],
+            "site_names": {s.id: s.name for s in sites}}  # fmt: skip
 
 
 @page("admin")

@@ -11,6 +11,7 @@ from privacy.dsr import RequestStatus
 from tracker.console.web import Console, page
 from tracker.errors import StorageError
 from tracker.routes import readiness
+from tracker.scope import sees_request
 from tracker.services import Services
 from tracker.storage.records import PrivacyRequest, Webhook
 
@@ -53,19 +54,24 @@ async def key_problem(services: Services) -> str:
 
 @page()
 async def home(console: Console) -> Response:
-    services, clock = console.services, console.clock
+    """A site-limited user's figures are of their sites (requests about people seen
+    there); the webhooks, every site's, are not theirs."""
+    services, clock, scope = console.services, console.clock, console.scope
     ready = await readiness(services)
     open_requests = [r for r in await services.store.requests(limit=1000)
-                     if r.status == RequestStatus.RECEIVED]  # fmt: skip
+                     if r.status == RequestStatus.RECEIVED
+                     and await sees_request(services.store, scope, r.subject)]  # fmt: skip
+    overdue = await overdue_requests(services, clock.now_ms)
+    today = await services.store.count_events_since(clock.start_of_today(), sites=scope.ids)
     return console.render(
         "home.html",
-        events_today=await services.store.count_events_since(clock.start_of_today()),
+        events_today=today,
         queue=services.writer.waiting,
         ready=ready,
         is_ready=all(v in ("ok", "loaded") for v in ready.values()),
         key_problem=await key_problem(services),
         open_requests=len(open_requests),
-        overdue=await overdue_requests(services, clock.now_ms),
-        failing=await failing_webhooks(services),
-        sites=len(services.sites.current()),
+        overdue=[r for r in overdue if await sees_request(services.store, scope, r.subject)],
+        failing=[] if scope.limited else await failing_webhooks(services),
+        sites=len([s for s in services.sites.current().values() if scope.allows(s.id)]),
     )

@@ -13,6 +13,7 @@ from privacy import export
 from privacy.dsr import RequestKind, RequestStatus, Subject
 from tracker.console.web import Console, page
 from tracker.errors import Invalid, NotFound
+from tracker.scope import sees_request, subject_in
 from tracker.storage.records import PrivacyRequest
 
 SUBJECT_KINDS = ("email", "lead", "visitor")
@@ -30,10 +31,13 @@ def queue_order(requests: list[PrivacyRequest]) -> list[PrivacyRequest]:
 
 
 async def find_subject(console: Console, by: str, value: str) -> Subject:
+    """The person named, as this user sees them (a site-limited user: on their sites;
+    elsewhere not found, as an unknown person)."""
     value = value.strip()
     if by not in SUBJECT_KINDS or not value or len(value) > MAX_QUERY:
         raise Invalid("name the person by email, lead id or visitor id")
-    return await console.services.requests.find(**{by: value})
+    found = await console.services.requests.find(**{by: value})
+    return await subject_in(console.services.store, console.scope, found)
 
 
 @page("legal")
@@ -48,14 +52,17 @@ async def requests_page(console: Console) -> Response:
             RequestKind(kind), subject, actor=console.actor
         )
         return RedirectResponse(f"/admin/requests/{received.id}", 303)
-    found = await console.services.store.requests(limit=1000)
+    store = console.services.store
+    found = [r for r in await store.requests(limit=1000)
+             if await sees_request(store, console.scope, r.subject)]  # fmt: skip
     return console.render("requests.html", requests=queue_order(found))
 
 
 async def _request(console: Console) -> PrivacyRequest:
     request_id = console.request.path_params["request_id"]
-    found = await console.services.store.request(request_id) if len(request_id) < 64 else None
-    if found is None:
+    store = console.services.store
+    found = await store.request(request_id) if len(request_id) < 64 else None
+    if found is None or not await sees_request(store, console.scope, found.subject):
         raise NotFound("request not found")
     return found
 
@@ -80,8 +87,11 @@ async def request_export(console: Console) -> Response:
     if (later := _needs_confirmation(console, req)) is not None:
         return later
     fmt = "csv" if console.form.get("format") == "csv" else "json"
-    subject = await console.services.requests.find_ref(req.subject)
-    done, bundle = await console.services.requests.export(subject, actor=console.actor, request=req)
+    found = await console.services.requests.find_ref(req.subject)
+    subject = await subject_in(console.services.store, console.scope, found)
+    done, bundle = await console.services.requests.export(
+        subject, actor=console.actor, request=req, on_sites=console.scope.ids
+    )
     media = "application/json" if fmt == "json" else "text/csv; charset=utf-8"
     return Response(
         export.render(bundle, fmt),
@@ -128,7 +138,7 @@ async def consent_page(console: Console) -> Response:
         return console.render("consent.html", by=by, q="", subject=None, receipts=[])
     subject = await find_subject(console, by, value)
     vids = list(dict.fromkeys([*(k.vid for k in subject.links), *subject.whole_vids]))
-    receipts = await console.services.store.consent_receipts_of(vids)
+    receipts = console.scope.only(await console.services.store.consent_receipts_of(vids))
     await console.audit("console.consent.read", subject.ref, receipts=len(receipts))
     sites = {s.id: s.name for s in await console.services.store.list_sites()}
     return console.render("consent.html", by=by, q=value, subject=subject,

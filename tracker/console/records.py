@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from privacy.retention import CLASSES
-from tracker.console.web import Console, page
+from tracker.console.web import Console, Denied, page
 
 SHOWN = 200
 MAX_FILTER = 200
@@ -16,7 +16,8 @@ RUNS_SHOWN = 10
 async def retention_page(console: Console) -> Response:
     services = console.services
     policy = services.retention.policy
-    sites = sorted(services.sites.current().values(), key=lambda s: s.id)
+    sites = sorted((s for s in services.sites.current().values() if console.scope.allows(s.id)),
+                   key=lambda s: s.id)  # fmt: skip
     runs = await services.store.recent_audit(action_prefix="retention.run", limit=RUNS_SHOWN)
     return console.render(
         "retention.html",
@@ -32,6 +33,8 @@ async def audit_page(console: Console) -> Response:
     query = console.request.query_params
     action, actor, subject = (query.get(k, "").strip()[:MAX_FILTER]
                               for k in ("action", "actor", "subject"))  # fmt: skip
+    if console.scope.limited:
+        actor = console.actor  # the log is every site's: a site-limited user sees their own
     verdict = None
     if console.request.method == "POST":
         verdict = await console.services.audit.verify()
@@ -46,6 +49,9 @@ async def audit_page(console: Console) -> Response:
 
 @page("legal")
 async def ledger_page(console: Console) -> Response:
+    """The erasure ledger (lead ids of every site): not for a site-limited user."""
+    if console.scope.limited:
+        raise Denied("the erasure ledger covers every site")
     services = console.services
     entries = await services.keystore.ledger()
     marker = await services.store.erasure_marker()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from tracker.console.access import site_choice
 from tracker.console.accounts import ROLES
 from tracker.console.web import Console, page
 from tracker.errors import Invalid, NotFound
+from tracker.scope import site_ids
 
 
 @page("admin")
@@ -18,10 +20,12 @@ async def users_page(console: Console) -> Response:
         fields = console.form
         action = fields.get("action")
         if action == "add":
+            sites = await site_ids(console.services.store, fields.getlist("site"))
             account, password = await accounts.add(
-                fields.get("email"), fields.get("role"), now=console.clock.now_ms
+                fields.get("email"), fields.get("role"), now=console.clock.now_ms, sites=sites
             )
-            await console.audit("console.user.add", account.user.id, role=account.user.role)
+            await console.audit("console.user.add", account.user.id, role=account.user.role,
+                                sites=list(sites))  # fmt: skip
             shown = (account.email, password)
         else:
             user = await console.services.store.console_user(fields.get("user"))
@@ -37,4 +41,5 @@ async def users_page(console: Console) -> Response:
                 raise Invalid("unknown action")
             await console.audit(f"console.user.{action}", user.id)
     everyone = await accounts.all()
-    return console.render("users.html", users=everyone, roles=ROLES, shown=shown)
+    return console.render("users.html", users=everyone, roles=ROLES, shown=shown,
+                          **await site_choice(console))  # fmt: skip

@@ -411,7 +411,8 @@ class Store(Protocol):
 
     async def clear_signin_failures(self, keys: Sequence[str]) -> None: ...
 
-    async def count_events_since(self, at: int) -> int: ...
+    async def count_events_since(self, at: int, *, sites: Sequence[int] | None = None) -> int:
+        """Events at or after ``at`` (on ``sites`` if named)."""
 
     # -- the console's lead list ---------------------------------------------------------
     async def recent_leads(

@@ -138,8 +138,13 @@ def clear_failures(keys: Sequence[str]) -> Script[None]:
     yield run("DELETE FROM console_signin_failures WHERE key IN ?", list(keys))
 
 
-def count_events_since(at: int) -> Script[int]:
-    found = yield value("SELECT COUNT(*) FROM events WHERE at >= ?", at)
+def count_events_since(at: int, sites: Sequence[int] | None) -> Script[int]:
+    if sites is None:
+        found = yield value("SELECT COUNT(*) FROM events WHERE at >= ?", at)
+    else:
+        found = yield value(
+            "SELECT COUNT(*) FROM events WHERE at >= ? AND site_id IN ?", at, list(sites)
+        )
     return int(found or 0)
 
 
@@ -189,6 +194,6 @@ class ConsoleTables(Tables):
     async def clear_signin_failures(self, keys: Sequence[str]) -> None:
         await self.transact(partial(clear_failures, keys))
 
-    async def count_events_since(self, at: int) -> int:
+    async def count_events_since(self, at: int, *, sites: Sequence[int] | None = None) -> int:
         """Events stored at or after ``at`` (the console's "events today")."""
-        return await self.read(count_events_since(at))
+        return await self.read(count_events_since(at, sites))
