@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
-from tests.console import add_users, console_deployment, post, signed_in, user_of
-from tests.servers import with_store
+from tests.console import PASSWORD, add_users, console_deployment, post, signed_in, user_of
+from tests.servers import cli_json, with_store
 from tests.waiting import wait_until
 
 MARKETING_PAGES = ("/admin/dashboard", "/admin/leads", "/admin/leads/hot",
@@ -127,3 +129,58 @@ def test_every_view_of_a_person_is_audited_and_a_merge_is_undone(dep: Deployment
             ("console.visitor.read", vid)} <= seen  # fmt: skip
     assert {"console.leads.list", "lead.merge", "lead.unmerge"} <= {r.action for r in rows}
     assert all(email not in str(r.detail) for r in rows)  # ids only, never the address
+
+
+def test_a_site_limited_marketer_sees_nothing_of_other_sites(dep: Deployment) -> None:
+    """An agency's marketer limited to one client's site: the other site's leads,
+    visitors, pairs, hot list and dashboard are not there (404 as an unknown id)."""
+    other = cli_json(
+        dep.env,
+        "site",
+        "add",
+        f"other-{secrets.token_hex(2)}",
+        "--origin",
+        "https://other.example.jp",
+        "--consent",
+        "notice",
+    )
+    mine, theirs = f"f.{secrets.token_hex(3)}@example.jp", f"g.{secrets.token_hex(3)}@example.jp"
+    new_lead(dep, mine)
+    vid, origin = secrets.token_hex(16), "https://other.example.jp"
+    everyone = signed_in(dep.url, "marketing@example.jp")
+
+    def seen_there() -> bool:  # the server learns of a new site within its refresh
+        view = dep.beacon(site=other["site_key"], vid=vid, url=f"{origin}/")
+        assert dep.post(view, Origin=origin).status_code == 204
+        return everyone.get(f"/admin/visitors/{vid}").status_code == 200
+
+    wait_until(seen_there, timeout=30, what="the new site's page view stored")
+    identify = dep.beacon(site=other["site_key"], vid=vid, type="identify", form="c",
+                          url=f"{origin}/", traits={"email": theirs, "name": "山田 太郎",
+                                                    "company": "株式会社テスト商事"})  # fmt: skip
+    assert dep.post(identify, Origin=origin).status_code == 204
+    email = f"limited.{secrets.token_hex(3)}@example.jp"
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "user", "add", email, "--role", "marketing",
+         "--site", dep.site_key, "--password-stdin"],
+        input=PASSWORD + "\n", env=dep.env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    limited = signed_in(dep.url, email)
+    their_lead = lead_ids(everyone.get("/admin/leads", params={"q": theirs}))[0]
+    my_lead = lead_ids(limited.get("/admin/leads", params={"q": mine}))[0]
+    assert lead_ids(limited.get("/admin/leads", params={"q": theirs})) == []
+    assert their_lead not in lead_ids(limited.get("/admin/leads"))
+    assert their_lead not in lead_ids(limited.get("/admin/leads", params={"q": "テスト商事"}))
+    assert limited.get(f"/admin/leads/{their_lead}").status_code == 404
+    assert limited.get(f"/admin/leads/{their_lead}/timeline").status_code == 404
+    assert limited.get(f"/admin/visitors/{vid}").status_code == 404
+    assert everyone.get(f"/admin/visitors/{vid}").status_code == 200
+    assert their_lead not in limited.get("/admin/duplicates").text
+    assert their_lead in everyone.get("/admin/duplicates").text  # the same name and company
+    merge = post(limited, f"/admin/leads/{my_lead}/merge", {"other": their_lead})
+    assert merge.status_code == 404
+    board = limited.get("/admin/dashboard", params={"site": other["site_key"]}).text
+    assert other["site_key"] not in board  # the other site is not offered, nor shown
+    assert theirs.encode() not in limited.get("/admin/leads/hot.csv").content

@@ -36,6 +36,9 @@ def test_days_visits_and_the_anonymous_part() -> None:
     assert yesterday.sessions[0].anonymous
     assert yesterday.sessions[0].pages == 2
     assert not today.sessions[0].anonymous
+    before = timeline.before_identifying(items, NOW - HOUR + 5)
+    assert (before.pages, before.visits, before.since) == (3, 2, NOW - 26 * HOUR)
+    assert timeline.before_identifying(items, None).pages == 0
     assert timeline.path_of("https://www.example.co.jp/p?q=1") == "/p?q=1"
     assert timeline.clock_time(clock, NOW) == "09:53"
 

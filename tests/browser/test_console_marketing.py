@@ -104,6 +104,7 @@ def test_marketing_reads_the_dashboard_and_why_a_lead_is_hot(
 
         page.click("#open-timeline")
         page.wait_for_url(re.compile(r".*/timeline$"))
+        assert CAMPAIGN in page.locator("#before-form").inner_text()  # how they first came
         form = page.locator("#timeline li.kind-form").first
         form_at = form.locator("time").get_attribute("datetime") or ""
         before = page.locator("#timeline li.kind-pageview.anonymous")

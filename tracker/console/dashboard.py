@@ -17,6 +17,7 @@ from babel.dates import format_date
 from starlette.responses import Response
 
 from tracker.console import chart
+from tracker.console.leads import allowed_sites
 from tracker.console.web import Console, page
 from tracker.errors import Invalid
 from tracker.reports import Filters, Reports
@@ -79,7 +80,7 @@ def choice_of(console: Console, sites: list[Site]) -> Choice:
 
 @page("marketing", "admin")
 async def dashboard_page(console: Console) -> Response:
-    sites = sorted(console.services.sites.current().values(), key=lambda s: s.name)
+    sites = allowed_sites(console)
     if not sites:
         return console.render("dashboard.html", choice=None, board=None, sites=[])
     choice = choice_of(console, sites)

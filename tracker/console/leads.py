@@ -9,7 +9,7 @@ trait is ever decrypted to search; each listing's decrypted traits are audited.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.responses import RedirectResponse, Response
@@ -21,10 +21,12 @@ from scoring.document import Document
 from scoring.grades import Grading
 from scoring.handover import Listed, csv_row, hot_list, to_csv
 from tracker.api.common import lead_fields
+from tracker.api.duplicates import visible_pairs
 from tracker.api.fields import LEAD_ID
 from tracker.beacon import is_email_address
 from tracker.console.web import Console, page
 from tracker.errors import Invalid, NotFound
+from tracker.scope import visible_leads
 from tracker.storage.records import LeadRow, Merge, ScoreState, Site
 
 SHOWN = 100
@@ -61,9 +63,18 @@ class Search:
         query = console.request.query_params
         q = query.get("q", "").strip()[:MAX_QUERY]
         grade = query.get("grade", "")
-        site_key = query.get("site", "")
-        site = console.services.sites.current().get(site_key) if site_key else None
+        site = next((s for s in allowed_sites(console) if s.key == query.get("site")), None)
         return cls(q, grade if grade in GRADES else "", site)
+
+    def sites(self, console: Console) -> list[int] | None:
+        """The site ids searched: the one chosen, else the user's (None: every site)."""
+        return [self.site.id] if self.site else console.scope.ids
+
+
+def allowed_sites(console: Console) -> list[Site]:
+    """The sites this user sees (a site-limited user: theirs), by name."""
+    found = console.services.sites.current().values()
+    return sorted((s for s in found if console.scope.allows(s.id)), key=lambda s: s.name)
 
 
 async def standing(console: Console, states: list[ScoreState]) -> dict[str, Listed]:
@@ -84,12 +95,12 @@ async def standing(console: Console, states: list[ScoreState]) -> dict[str, List
 async def rows_of(console: Console, leads: list[LeadRow]) -> list[Row]:
     store, services = console.services.store, console.services
     ids = [lead.id for lead in leads]
-    scores = await standing(console, await store.score_states(ids))
-    seen = await store.last_seen(ids)
+    scores = await standing(console, console.scope.only(await store.score_states(ids)))
+    seen = await store.last_seen(ids, sites=console.scope.ids)
     found = []
     for lead in leads:
         try:
-            person = await lead_fields(services, lead)
+            person = await lead_fields(services, lead, console.scope)
         except NotFound:
             continue  # an erased lead's leftovers
         s = scores.get(lead.id)
@@ -101,16 +112,24 @@ async def rows_of(console: Console, leads: list[LeadRow]) -> list[Row]:
 
 
 async def found_leads(console: Console, search: Search) -> list[LeadRow]:
-    """The leads a search names: by email (blind index), company (match key), or the
-    latest changed; a grade is applied after (on the standing now)."""
+    """The leads a search names (of those the user sees): by email (blind index),
+    company (match key), or the latest changed; a grade is applied after (on the
+    standing now)."""
+    found = await _search(console, search)
+    seen = await visible_leads(console.services.store, console.scope, [r.id for r in found])
+    return [lead for lead in found if lead.id in seen]
+
+
+async def _search(console: Console, search: Search) -> list[LeadRow]:
     store, services = console.services.store, console.services
     site_id = search.site.id if search.site else None
     if not search.q:
         if search.grade:
             listed = await hot_list(services.parts.scoring, site_id=site_id, grade=search.grade,
-                                    limit=SHOWN, now=console.clock.now_ms)  # fmt: skip
+                                    limit=SHOWN, now=console.clock.now_ms,
+                                    allowed=console.scope.sites)  # fmt: skip
             return [lead for i in listed if (lead := await store.lead(i.lead_id))]
-        return await store.recent_leads(site_id=site_id, limit=SHOWN)
+        return await store.recent_leads(sites=search.sites(console), limit=SHOWN)
     if "@" in search.q:
         if not is_email_address(search.q):
             raise Invalid("that is not an email address (name@domain)")
@@ -140,15 +159,17 @@ async def leads_page(console: Console) -> Response:
         search="email" if "@" in search.q else ("company" if search.q else ""),
     )
     return console.render("leads.html", rows=rows, search=search, grades=GRADES,
-                          sites=sorted(console.services.sites.current().values(),
-                                       key=lambda s: s.name))  # fmt: skip
+                          sites=allowed_sites(console))  # fmt: skip
 
 
 async def hot_rows(console: Console, site: Site | None) -> list[tuple[Listed, LeadRow]]:
     services = console.services
     listed = await hot_list(services.parts.scoring, site_id=site.id if site else None,
-                            grade="hot", limit=HOT_SHOWN, now=console.clock.now_ms)  # fmt: skip
-    return [(i, lead) for i in listed if (lead := await services.store.lead(i.lead_id))]
+                            grade="hot", limit=HOT_SHOWN, now=console.clock.now_ms,
+                            allowed=console.scope.sites)  # fmt: skip
+    found = [(i, lead) for i in listed if (lead := await services.store.lead(i.lead_id))]
+    seen = await visible_leads(services.store, console.scope, [lead.id for _, lead in found])
+    return [(i, lead) for i, lead in found if lead.id in seen]
 
 
 @page(*ROLES)
@@ -158,10 +179,9 @@ async def hot_page(console: Console) -> Response:
     found = await hot_rows(console, search.site)
     rows = await rows_of(console, [lead for _, lead in found])
     await console.audit("console.leads.hot", "*", leads=[r.id for r in rows])
-    touches = {lead.id: (lead.first_touch, lead.last_touch) for _, lead in found}
+    touches = {r.id: (r.person["first_touch"], r.person["last_touch"]) for r in rows}
     return console.render("hot.html", rows=rows, touches=touches, search=search,
-                          sites=sorted(console.services.sites.current().values(),
-                                       key=lambda s: s.name))  # fmt: skip
+                          sites=allowed_sites(console))  # fmt: skip
 
 
 @page(*ROLES)
@@ -172,10 +192,11 @@ async def hot_csv(console: Console) -> Response:
     rows = []
     for item, lead in await hot_rows(console, search.site):
         try:
-            person = await lead_fields(console.services, lead)
+            person = await lead_fields(console.services, lead, console.scope)
         except NotFound:
             continue
-        rows.append(csv_row(item, keys.get(item.site_id, ""), person, lead))
+        seen = replace(lead, first_touch=person["first_touch"], last_touch=person["last_touch"])
+        rows.append(csv_row(item, keys.get(item.site_id, ""), person, seen))
     await console.audit("console.leads.hot.csv", "*", leads=[r[0] for r in rows])
     stamp = console.clock.iso(console.clock.now_ms)[:10]
     return Response(to_csv(rows), media_type="text/csv; charset=utf-8", headers={
@@ -196,12 +217,13 @@ async def duplicates_page(console: Console) -> Response:
     services = console.services
     level = console.request.query_params.get("confidence", "possible")
     least = Confidence(level) if level in {c.value for c in Confidence} else Confidence.POSSIBLE
-    found = (await services.parts.matching.suggestions(least=least))[:PAIRS_SHOWN]
+    every = await services.parts.matching.suggestions(least=least)
+    found = await visible_pairs(services, console.scope, every, PAIRS_SHOWN)
     pairs = []
     for s in found:
         rows = [await services.store.lead(i) for i in (s.lead, s.other)]
         try:
-            people = [await lead_fields(services, r) for r in rows if r is not None]
+            people = [await lead_fields(services, r, console.scope) for r in rows if r]
         except NotFound:
             continue
         if len(people) == 2:
@@ -213,9 +235,14 @@ async def duplicates_page(console: Console) -> Response:
                           pending=await services.parts.matching.pending())  # fmt: skip
 
 
-def _pair(console: Console) -> tuple[str, str]:
+async def _pair(console: Console) -> tuple[str, str]:
+    """Two lead ids from the form, both of leads this user sees (else not found)."""
     lead, other = console.form.get("lead").strip(), console.form.get("other").strip()
     if not (LEAD_ID.fullmatch(lead) and LEAD_ID.fullmatch(other)):
+        raise NotFound("lead not found")
+    roots = [await console.services.store.resolve_lead(i) for i in (lead, other)]
+    seen = await visible_leads(console.services.store, console.scope, [r for r in roots if r])
+    if not all(r in seen for r in roots):
         raise NotFound("lead not found")
     return lead, other
 
@@ -224,7 +251,7 @@ def _pair(console: Console) -> tuple[str, str]:
 async def duplicates_action(console: Console) -> Response:
     """Merge the pair (the newer lead into the older: recorded, reversible), or mark it
     as two people (never suggested again)."""
-    lead, other = _pair(console)
+    lead, other = await _pair(console)
     if console.request.path_params["action"] == "merge":
         await merge_into(console, lead, other, console.form.get("reason") or "名寄せ")
     elif console.request.path_params["action"] == "not-same":
@@ -241,6 +268,8 @@ async def merge_into(console: Console, into: str, other: str, reason: str) -> Me
     """The API's merge (``POST /api/v1/leads/{id}/merge``), by a console user."""
     store = console.services.store
     if await store.lead(other) is None or await store.lead(into) is None:
+        raise NotFound("lead not found")
+    if len(await visible_leads(store, console.scope, [into, other])) < 2:
         raise NotFound("lead not found")
     record = Merge("mg_" + secrets.token_hex(12), into, other, console.actor,
                    reason.strip()[:500], console.clock.now_ms)  # fmt: skip

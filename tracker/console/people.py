@@ -24,6 +24,7 @@ from tracker.console import timeline
 from tracker.console.leads import merge_into
 from tracker.console.web import Console, page
 from tracker.errors import NotFound
+from tracker.scope import sees_lead
 from tracker.storage.records import Event, LeadRow
 
 VIEW_ROLES = ("marketing", "admin", "legal")
@@ -55,8 +56,8 @@ async def _lead(console: Console) -> LeadRow:
     lead_id, store = console.request.path_params["lead_id"], console.services.store
     root = await store.resolve_lead(lead_id) if LEAD_ID.fullmatch(lead_id) else None
     lead = await store.lead(root) if root else None
-    if lead is None:
-        raise NotFound("lead not found")
+    if lead is None or not await sees_lead(store, console.scope, lead.id):
+        raise NotFound("lead not found")  # another site's lead: as an unknown one
     return lead
 
 
@@ -74,10 +75,11 @@ def why(score: answers.LeadScore) -> list[answers.LedgerEntry]:
 async def lead_page(console: Console) -> Response:
     services = console.services
     lead = await _lead(console)
-    detail = await detail_view(services, lead)
-    score = await score_view(services, lead.id, None)
-    browsers = [Browser(link, device_of(await services.store.visitor_events(link.visitor,
-                                                                            limit=1)))
+    scope = console.scope
+    detail = await detail_view(services, lead, scope)
+    score = await score_view(services, lead.id, None, scope)
+    browsers = [Browser(link, device_of(await services.store.visitor_events(
+                    link.visitor, limit=1, sites=scope.ids)))
                 for link in detail.visitors]  # fmt: skip
     await console.audit("console.lead.read", lead.id)
     return console.render("lead.html", lead=detail, score=score, why=why(score),
@@ -92,9 +94,10 @@ async def lead_timeline(console: Console) -> Response:
     """Every session by day, newest first; the browsing before the form marked."""
     services = console.services
     lead = await _lead(console)
-    detail = await detail_view(services, lead)
-    items, events = await timeline_items(services, lead, limit=TIMELINE_EVENTS)
-    score = await score_view(services, lead.id, None)
+    scope = console.scope
+    detail = await detail_view(services, lead, scope)
+    items, events = await timeline_items(services, lead, limit=TIMELINE_EVENTS, scope=scope)
+    score = await score_view(services, lead.id, None, scope)
     merged: list[Any] = [*items, *score.ledger]
     merged.sort(key=lambda item: item.at)  # stable: a score change after what earned it
     before = timeline.before_param(console.request.query_params.get("before"))
@@ -105,6 +108,7 @@ async def lead_timeline(console: Console) -> Response:
     return console.render("timeline.html", lead=detail, days=days, identified_at=first,
                           truncated=events >= TIMELINE_EVENTS, events=events,
                           earlier=earlier, newer=before is not None,
+                          anonymous=timeline.before_identifying(items, first),
                           path_of=timeline.path_of, host_of=timeline.host_of,
                           hhmm=lambda ms: timeline.clock_time(console.clock, ms))  # fmt: skip
 
@@ -115,9 +119,10 @@ async def visitor_page(console: Console) -> Response:
     services, vid = console.services, console.request.path_params["vid"]
     if not VISITOR_ID.fullmatch(vid):
         raise NotFound("visitor not found")
-    events = await services.store.visitor_events(vid, limit=VISITOR_EVENTS)
-    links = await services.store.links_of_visitor(vid)
-    receipts = await services.store.consent_receipts_of([vid])
+    scope = console.scope  # a site-limited user sees the visitor on their sites only
+    events = await services.store.visitor_events(vid, limit=VISITOR_EVENTS, sites=scope.ids)
+    links = scope.only(await services.store.links_of_visitor(vid))
+    receipts = scope.only(await services.store.consent_receipts_of([vid]))
     if not (events or links or receipts):
         raise NotFound("visitor not found")
     keys = site_keys(services)

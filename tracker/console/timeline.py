@@ -109,6 +109,24 @@ def arrange(
     return ordered
 
 
+@dataclass(frozen=True, slots=True)
+class Before:
+    """What a person browsed before first identifying: the anonymous part in figures."""
+
+    pages: int
+    visits: int
+    since: int | None
+    first: answers.EventItem | None
+
+
+def before_identifying(items: Iterable[Any], identified_at: int | None) -> Before:
+    views = [i for i in items if isinstance(i, answers.EventItem) and i.type == "pageview"
+             and identified_at is not None and i.at < identified_at]  # fmt: skip
+    first = views[0] if views else None
+    return Before(len(views), len({v.session or v.at for v in views}),
+                  first.at if first else None, first)  # fmt: skip
+
+
 def window(items: Sequence[Any], before: int | None, size: int) -> tuple[list[Any], int | None]:
     """The newest ``size`` items (in time order) older than ``before``, never splitting
     a millisecond, and where the next older page starts (None: nothing older)."""

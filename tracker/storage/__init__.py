@@ -416,17 +416,19 @@ class Store(Protocol):
 
     # -- the console's lead list ---------------------------------------------------------
     async def recent_leads(
-        self, *, site_id: int | None, before: tuple[int, str] | None = None, limit: int
+        self, *, sites: Sequence[int] | None, before: tuple[int, str] | None = None, limit: int
     ) -> list[LeadRow]:
-        """Unmerged leads, the latest changed first (of those seen on ``site_id``)."""
+        """Unmerged leads, the latest changed first (of those linked on ``sites``)."""
 
     async def leads_with_key(self, kind: str, value: bytes, *, limit: int) -> list[str]:
         """Leads holding this 名寄せ match key."""
 
     async def score_states(self, lead_ids: Sequence[str]) -> list[ScoreState]: ...
 
-    async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
-        """When each lead's linked browsers were last seen (ms)."""
+    async def last_seen(
+        self, lead_ids: Sequence[str], *, sites: Sequence[int] | None = None
+    ) -> dict[str, int]:
+        """When each lead's linked browsers were last seen (ms; on ``sites`` if named)."""
 
     async def recent_visitors(
         self, site_id: int, *, since: int, limit: int

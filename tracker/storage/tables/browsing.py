@@ -16,15 +16,15 @@ from tracker.storage.tables import Tables
 from tracker.storage.tables.scoring import STATE_COLUMNS, state_from_row
 
 
-def recent_leads(site_id: int | None, before: tuple[int, str] | None, limit: int
+def recent_leads(sites: Sequence[int] | None, before: tuple[int, str] | None, limit: int
                  ) -> Script[list[LeadRow]]:  # fmt: skip
-    """Unmerged leads, the latest changed first (of those seen on ``site_id``)."""
+    """Unmerged leads, the latest changed first (of those linked on ``sites``)."""
     clauses: list[str] = ["merged_into IS NULL"]
     args: list[object] = []
-    if site_id is not None:
+    if sites is not None:
         clauses.append("EXISTS (SELECT 1 FROM links k WHERE k.lead_id = leads.id"
-                       " AND k.site_id = ?)")  # fmt: skip
-        args.append(site_id)
+                       " AND k.site_id IN ?)")  # fmt: skip
+        args.append(list(sites))
     if before is not None:
         clauses.append("(updated_at < ? OR (updated_at = ? AND id < ?))")
         args += [before[0], before[0], before[1]]
@@ -50,15 +50,17 @@ def score_states(lead_ids: Sequence[str]) -> Script[list[ScoreState]]:
     return [state_from_row(r) for r in found]
 
 
-def last_seen(lead_ids: Sequence[str]) -> Script[dict[str, int]]:
-    """The latest event of each lead's linked browsers within their links' time ranges."""
+def last_seen(lead_ids: Sequence[str], sites: Sequence[int] | None) -> Script[dict[str, int]]:
+    """The latest event of each lead's linked browsers within their links' time ranges
+    (on ``sites``, if named)."""
     if not lead_ids:
         return {}
+    on_sites, args = ("", ()) if sites is None else (" AND e.site_id IN ?", (list(sites),))
     found = yield rows(
         "SELECT k.lead_id, MAX(e.at) FROM links k JOIN events e ON e.vid = k.vid"
         " AND e.at >= k.valid_from AND (k.ended_at IS NULL OR e.at < k.ended_at)"
-        " WHERE k.lead_id IN ? GROUP BY k.lead_id",
-        list(lead_ids),
+        f" WHERE k.lead_id IN ?{on_sites} GROUP BY k.lead_id",
+        list(lead_ids), *args,
     )  # fmt: skip
     return {str(lead): int(at) for lead, at in found if at is not None}
 
@@ -90,9 +92,9 @@ class BrowsingTables(Tables):
     """The console's lead list: mixed into both stores."""
 
     async def recent_leads(
-        self, *, site_id: int | None, before: tuple[int, str] | None = None, limit: int
+        self, *, sites: Sequence[int] | None, before: tuple[int, str] | None = None, limit: int
     ) -> list[LeadRow]:
-        return await self.read(recent_leads(site_id, before, limit))
+        return await self.read(recent_leads(sites, before, limit))
 
     async def leads_with_key(self, kind: str, value: bytes, *, limit: int) -> list[str]:
         return await self.read(leads_with_key(kind, value, limit))
@@ -100,8 +102,10 @@ class BrowsingTables(Tables):
     async def score_states(self, lead_ids: Sequence[str]) -> list[ScoreState]:
         return await self.read(score_states(lead_ids))
 
-    async def last_seen(self, lead_ids: Sequence[str]) -> dict[str, int]:
-        return await self.read(last_seen(lead_ids))
+    async def last_seen(
+        self, lead_ids: Sequence[str], *, sites: Sequence[int] | None = None
+    ) -> dict[str, int]:
+        return await self.read(last_seen(lead_ids, sites))
 
     async def recent_visitors(
         self, site_id: int, *, since: int, limit: int
