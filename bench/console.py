@@ -25,6 +25,7 @@ import random
 import secrets
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -174,6 +175,26 @@ async def dashboards(settings: Settings, site_id: int, runs: int) -> dict[str, f
         await store.close()
 
 
+CONSOLE_USER = ("bench-marketing@example.jp", "bench console password 1")
+
+
+def console_pages(base: str, site_key: str, lead_id: str, runs: int) -> dict[str, float]:
+    """The console's pages as a marketing user sees them, over HTTP (rendered)."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        form = client.get("/admin/signin").text
+        token = form.split('name="token" value="', 1)[1].split('"', 1)[0]
+        email, password = CONSOLE_USER
+        client.post("/admin/signin", data={"token": token, "email": email,
+                                           "password": password, "code": ""})  # fmt: skip
+        figures = {}
+        for name, url in (("console_dashboard_ms", f"/admin/dashboard?range=30d&site={site_key}"),
+                          ("console_lead_ms", f"/admin/leads/{lead_id}"),
+                          ("console_timeline_ms", f"/admin/leads/{lead_id}/timeline")):  # fmt: skip
+            client.get(url).raise_for_status()
+            figures[name] = http_median_ms(client, url, {}, runs)
+        return figures
+
+
 def run(env: dict[str, str], args: argparse.Namespace, postgres: bool) -> dict[str, float]:
     settings = Settings.from_env(env)
     site = new_site(env, "bench")
@@ -189,6 +210,9 @@ def run(env: dict[str, str], args: argparse.Namespace, postgres: bool) -> dict[s
     figures = {"fill_s": time.monotonic() - started}
     lead_id = asyncio.run(big_lead(settings, site["site_key"], args.timeline_events))
     figures |= asyncio.run(dashboards(settings, site_id, args.runs))
+    subprocess.run([sys.executable, "-m", "tracker", "user", "add", CONSOLE_USER[0], "--role",
+                    "marketing", "--password-stdin"], input=CONSOLE_USER[1] + "\n", env=env,
+                   capture_output=True, text=True, check=True)  # fmt: skip
     port = 18000 + secrets.randbelow(20000)
     process = serve(env, port)
     try:
@@ -197,6 +221,7 @@ def run(env: dict[str, str], args: argparse.Namespace, postgres: bool) -> dict[s
             url = f"/api/v1/leads/{lead_id}/timeline"
             client.get(url).raise_for_status()
             figures["timeline_ms"] = http_median_ms(client, url, {}, args.runs)
+        figures |= console_pages(f"http://127.0.0.1:{port}", site["site_key"], lead_id, args.runs)
     finally:
         process.terminate()
         process.wait(30)
@@ -219,6 +244,10 @@ def report(name: str, f: dict[str, float], args: argparse.Namespace) -> None:
     )
     print(f"  lead timeline, {args.timeline_events:,} events over HTTP:"
           f" {f['timeline_ms']:8.1f} ms", flush=True)  # fmt: skip
+    print(f"  console, 30-day dashboard page:    {f['console_dashboard_ms']:8.1f} ms")
+    print(f"  console, lead page ({args.timeline_events:,} events):"
+          f" {f['console_lead_ms']:8.1f} ms; its timeline page (the newest 1,000 lines):"
+          f" {f['console_timeline_ms']:8.1f} ms", flush=True)  # fmt: skip
 
 
 def ingest(args: argparse.Namespace, workdir: Path) -> None:
