@@ -127,7 +127,9 @@ def test_lead_hot_is_sent_once_per_upward_crossing(dep: Deployment, key: str) ->
         email = identify(dep, vid, f"buyer-{secrets.token_hex(3)}@example.co.jp",
                          name="=HYPERLINK(\"x\")", title="営業部長")  # fmt: skip
         lead = lead_of(dep, key, email)
-        before = score_is(dep, key, lead, 70)
+        before = wait_for(lambda: score(dep, key, lead),
+                          lambda s: abs(s["score"] - 70) < 0.5 and s["fit"] == 30,
+                          what="engagement 70, fit 30")  # fmt: skip
         assert [e["rule"] for e in before["ledger"] if e["axis"] == "engagement"] == [
             "pricing",
             "form",
@@ -181,7 +183,9 @@ def test_merge_and_unmerge_move_entries_exactly(dep: Deployment, key: str) -> No
     a = lead_of(dep, key, identify(dep, va, f"a-{secrets.token_hex(3)}@gmail.com"))
     view(dep, vb)
     b = lead_of(dep, key, identify(dep, vb, f"b-{secrets.token_hex(3)}@example.jp"))
-    before_merge = score_is(dep, key, a, 70)["ledger"]
+    before_merge = wait_for(lambda: score(dep, key, a),
+                            lambda s: abs(s["score"] - 70) < 0.5 and s["fit"] == -20,
+                            what="engagement 70, fit -20")["ledger"]  # fmt: skip
     score_is(dep, key, b, 70)
     assert score(dep, key, a)["fit"] == -20
     merged = api(dep, key, "POST", f"/leads/{a}/merge", json={"other": b, "reason": "同一人物"})
@@ -241,3 +245,20 @@ def test_bad_rule_files_are_refused_plainly(dep: Deployment, tmp_path: Path) -> 
     result = run_cli(dep.env, "scoring", "load", str(bad), "--site", dep.site_key, check=False)
     assert result.returncode == 2
     assert "needs in, not_in, contains or exists" in result.stderr
+
+
+def test_erasing_a_lead_erases_its_ledger(dep: Deployment, key: str) -> None:
+    vid = secrets.token_hex(16)
+    view(dep, vid)
+    lead = lead_of(dep, key, identify(dep, vid, f"gone-{secrets.token_hex(3)}@example.jp"))
+    scored = wait_for(lambda: score(dep, key, lead), lambda s: len(s["ledger"]) == 2,
+                      what="the lead's ledger")  # fmt: skip
+
+    def listed() -> list[str]:
+        params = {"grade": scored["grade"], "limit": "500"}
+        return [x["id"] for x in api(dep, key, "GET", "/leads", params=params).json()["leads"]]
+
+    assert lead in listed()
+    run_cli(dep.env, "privacy", "erase", "--lead", lead, "--yes")
+    assert api(dep, key, "GET", f"/leads/{lead}/score").status_code == 404
+    assert lead not in listed()
