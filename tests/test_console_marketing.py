@@ -121,13 +121,20 @@ def test_every_view_of_a_person_is_audited_and_a_merge_is_undone(dep: Deployment
     undone = post(marketing, f"/admin/leads/{lead}/unmerge", {"other": other})
     assert undone.status_code == 303
     assert lead_ids(marketing.get("/admin/leads", params={"q": twin})) == [other]
+    pair = f'name="lead" value="{lead}"><input type="hidden" name="other" value="{other}"'
+    assert pair in marketing.get("/admin/duplicates").text  # the same name and company
+    dismissed = post(marketing, "/admin/duplicates/not-same", {"lead": lead, "other": other})
+    assert dismissed.status_code == 303
+    assert pair not in marketing.get("/admin/duplicates").text
 
     actor = f"user:{user_of(dep, marketing)}"
     rows = with_store(dep.database_url, lambda s: s.recent_audit(actor=actor, limit=100))
     seen = {(r.action, r.subject) for r in rows}
     assert {("console.lead.read", lead), ("console.lead.timeline", lead),
             ("console.visitor.read", vid)} <= seen  # fmt: skip
-    assert {"console.leads.list", "lead.merge", "lead.unmerge"} <= {r.action for r in rows}
+    assert {"console.leads.list", "lead.merge", "lead.unmerge", "duplicates.dismiss"} <= {
+        r.action for r in rows
+    }
     assert all(email not in str(r.detail) for r in rows)  # ids only, never the address
 
 
