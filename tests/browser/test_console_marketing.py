@@ -64,6 +64,7 @@ def test_marketing_reads_the_dashboard_and_why_a_lead_is_hot(
     page, words = marketer.page, WORDS[language]
     try:
         marketer.sign_in("marketing@example.jp")
+        assert page.locator("#marketing-start a").count() == 4  # where to start, on home
         marketer.go("/admin/account")  # each user chooses the console's language
         page.select_option("select[name=language]", language)
         page.click("form:has(input[value=preferences]) button[type=submit]")
