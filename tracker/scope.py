@@ -89,24 +89,37 @@ def limit_for(role_or_scopes: str | Sequence[str], sites: Sequence[int]) -> tupl
 
 async def visible_leads(store: Store, scope: SiteScope, lead_ids: Sequence[str]) -> set[str]:
     """Which of these leads the scope sees (all of them when it is not limited)."""
+    return set(await seen_sites(store, scope, lead_ids))
+
+
+async def seen_sites(
+    store: Store, scope: SiteScope, lead_ids: Sequence[str]
+) -> dict[str, frozenset[int]]:
+    """The leads the scope sees, each with the sites it is on (for ``touches``); when it
+    is not limited, every lead, its sites not read."""
     if not scope.limited:
-        return set(lead_ids)
+        return dict.fromkeys(lead_ids, frozenset())
     found = await store.lead_sites(lead_ids)
-    return {lead_id for lead_id, sites in found.items() if scope.sees(sites)}
+    return {lead_id: sites for lead_id, sites in found.items() if scope.sees(sites)}
 
 
 async def sees_lead(store: Store, scope: SiteScope, lead_id: str) -> bool:
     return lead_id in await visible_leads(store, scope, [lead_id])
 
 
-async def touches(store: Store, scope: SiteScope, lead: LeadRow) -> tuple[Touch | None, ...]:
+async def touches(
+    store: Store, scope: SiteScope, lead: LeadRow, on: Collection[int] | None = None
+) -> tuple[Touch | None, ...]:
     """The lead's first and last touch as the scope sees them: the stored ones when the
-    lead is on allowed sites only, else taken again from the allowed sites' page views
-    (``identity.touch``, the rules the store applies when it links)."""
+    lead is on allowed sites only (``on``: its sites, if already read), else taken again
+    from the allowed sites' page views (``identity.touch``, the rules the store applies
+    when it links)."""
     first, last = lead.first_touch, lead.last_touch
     if not scope.limited:
         return first, last
-    sites = (await store.lead_sites([lead.id])).get(lead.id, frozenset())
+    if on is None:
+        on = (await store.lead_sites([lead.id])).get(lead.id, frozenset())
+    sites = frozenset(on)
     assert scope.sites is not None
     if sites <= scope.sites:
         return first, last
@@ -126,14 +139,15 @@ async def _links(store: Store, lead_id: str) -> list[Link]:
 async def visible_changes(
     store: Store, scope: SiteScope, changes: Sequence[Change]
 ) -> list[Change]:
-    """The change-feed rows of leads the scope sees (as the leads stand now). Tombstones
-    (``erased``) go to every reader: the lead is gone, with what told its sites, and a
-    copy a client holds must go too; the id names no one any more."""
+    """The change-feed rows of leads the scope sees (each row's lead with the leads merged
+    into it: a lead merged since into one the scope sees stays hidden when it was another
+    site's). Tombstones (``erased``) go to every reader: the lead is gone, with what told
+    its sites, and a copy a client holds must go too; the id names no one any more."""
     if not scope.limited:
         return list(changes)
-    roots = {c.lead_id: await store.resolve_lead(c.lead_id) for c in changes if c.kind != "erased"}
-    seen = await visible_leads(store, scope, sorted({r for r in roots.values() if r}))
-    return [c for c in changes if c.kind == "erased" or roots.get(c.lead_id) in seen]
+    named = sorted({c.lead_id for c in changes if c.kind != "erased"})
+    seen = await visible_leads(store, scope, named)
+    return [c for c in changes if c.kind == "erased" or c.lead_id in seen]
 
 
 async def subject_in(store: Store, scope: SiteScope, subject: Subject) -> Subject:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -102,15 +102,17 @@ async def root_lead(services: Services, lead_id: str, scope: SiteScope) -> LeadR
 
 
 async def lead_fields(
-    services: Services, lead: LeadRow, scope: SiteScope = EVERY_SITE
-) -> dict[str, Any]:
+    services: Services, lead: LeadRow, scope: SiteScope = EVERY_SITE, *,
+    on: Collection[int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The lead's fields with decrypted traits (for ``answers.Lead`` and ``LeadDetail``),
-    its touches as the scope sees them; an erased lead's leftovers read as not found."""
+    its touches as the scope sees them (``on``: the lead's sites, if already read); an
+    erased lead's leftovers read as not found."""
     try:
         person = await services.personal.read(lead)
     except InvalidCiphertext:
         raise NotFound("lead not found") from None
-    first, last = await touches(services.store, scope, lead)
+    first, last = await touches(services.store, scope, lead, on)
     return {
         "id": lead.id,
         **person.as_dict(),

@@ -33,7 +33,7 @@ from tracker.api.fields import LEAD_ID, LeadsPageSize, Millis, TimelineLimit
 from tracker.beacon import is_email_address
 from tracker.errors import NotFound
 from tracker.http_errors import BadRequest
-from tracker.scope import EVERY_SITE, SiteScope, visible_leads
+from tracker.scope import EVERY_SITE, SiteScope, seen_sites, visible_leads
 from tracker.services import Services
 from tracker.storage.records import ConsentReceipt, LeadRow, Link, Merge
 
@@ -53,11 +53,11 @@ async def list_leads(request: Request) -> Response:
     cursor = query_param(request, "cursor")
     after = _page_position(cursor) if cursor else None
     scope = scope_of(key)
-    rows, more = await _visible_page(services, scope, since, after, limit)
+    rows, on, more = await _visible_page(services, scope, since, after, limit)
     leads = []
     for row in rows:
         try:
-            leads.append(answers.Lead(**await lead_fields(services, row, scope)))
+            leads.append(answers.Lead(**await lead_fields(services, row, scope, on=on[row.id])))
         except NotFound:
             continue  # an erased lead's leftovers: not a lead any more, and not a failed page
     next_cursor = encode_cursor(*more) if more else None
@@ -67,22 +67,23 @@ async def list_leads(request: Request) -> Response:
 
 async def _visible_page(
     services: Services, scope: SiteScope, since: int, after: tuple[int, str] | None, limit: int
-) -> tuple[list[LeadRow], tuple[int, str] | None]:
-    """A page of the leads the scope sees, and where the next one starts (None: done).
-    A limited key's page is read on past other sites' leads, up to ``SCAN_PAGES`` pages;
-    it may then hold fewer than ``limit`` leads, with a cursor to go on from."""
+) -> tuple[list[LeadRow], dict[str, frozenset[int]], tuple[int, str] | None]:
+    """A page of the leads the scope sees, their sites, and where the next page starts
+    (None: done). A limited key's page is read on past other sites' leads, up to
+    ``SCAN_PAGES`` pages; it may then hold fewer than ``limit`` leads, with a cursor."""
     found: list[LeadRow] = []
+    on: dict[str, frozenset[int]] = {}
     for _ in range(SCAN_PAGES):
         rows = await services.store.leads_page(updated_since=since, after=after, limit=limit)
-        seen = await visible_leads(services.store, scope, [row.id for row in rows])
-        found += [row for row in rows if row.id in seen][: limit - len(found)]
+        on |= await seen_sites(services.store, scope, [row.id for row in rows])
+        found += [row for row in rows if row.id in on][: limit - len(found)]
         if len(rows) < limit:
-            return found, None
+            return found, on, None
         after = (rows[-1].updated_at, rows[-1].id)
         if len(found) == limit:
             last = found[-1]
-            return found, (last.updated_at, last.id)
-    return found, after
+            return found, on, (last.updated_at, last.id)
+    return found, on, after
 
 
 def _page_position(cursor: str) -> tuple[int, str]:
