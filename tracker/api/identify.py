@@ -17,6 +17,7 @@ from tracker.api.common import audit_read, json_response, now_ms, services_of
 from tracker.beacon import Beacon, validate
 from tracker.errors import Conflict, NotFound
 from tracker.http_errors import BadRequest
+from tracker.scope import sees_lead
 from tracker.services import Services
 from tracker.storage.records import ApiKey, ConsentReceipt, Site
 
@@ -75,9 +76,21 @@ async def identify_api(request: Request) -> Response:
     assert traits is not None
     if body.consent is not None:
         await record_consent(services, site, vid, body.consent, body.policy)
+    hidden = await _unseen_lead(services, key, traits["email"])
     result = await services.identity.identify(site, vid, traits, evidence="api", at=now_ms())
     if not isinstance(result, Identified):
         raise Conflict("the visitor has not granted marketing consent on this site")
     await audit_read(services, key, "lead.identify", result.lead.id, visitor=vid)
-    return json_response(answers.Identified(result.lead.id, result.created,
+    return json_response(answers.Identified(result.lead.id, result.created or hidden,
                                             result.outcome.action, vid))  # fmt: skip
+
+
+async def _unseen_lead(services: Services, key: ApiKey, email: str) -> bool:
+    """Whether the email is a lead the key does not see (only on other sites): to a
+    site-limited key that lead is new, so ``created`` does not tell it exists elsewhere."""
+    scope = scope_of(key)
+    if not scope.limited:
+        return False
+    found = await services.store.lead_by_index(services.personal.email_index(email))
+    root = await services.store.resolve_lead(found.id) if found else None
+    return root is not None and not await sees_lead(services.store, scope, root)
