@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from identity.service import Identified
+from identity.service import Identified, Identity
 from privacy.consent import Rules
 from privacy.retention import Policy, Retention
 from tests.conftest import SITE_ORIGIN, deployment_env, make_deployment
@@ -165,6 +165,21 @@ async def test_dashboard_counts_equal_raw_counts_after_erasure_and_retention(
     assert sum(d.pageviews for d in (await Reports(parts.store).dashboard(
         site.id, START, START + dt.timedelta(days=9))).days) > 100  # fmt: skip
     await check(parts, site)
+
+    # A lead made on day 3: a new lead that day, attributed to its first page view's
+    # campaign (first touch).
+    vid = next(e.vid for e in events if e.vid != events[0].vid)
+    first = min((e for e in events if e.vid == vid and e.type == "pageview"),
+                key=lambda e: e.at)  # fmt: skip
+    then = T0 + 4 * DAY + 12 * 3_600_000
+    identity = Identity(parts.store, parts.personal, site_secret=lambda site: None,
+                        now=lambda: then / 1000)  # fmt: skip
+    made = await identity.identify(site, vid, {"email": "b@example.jp"}, evidence="api", at=then)
+    assert isinstance(made, Identified)
+    board = await Reports(parts.store).dashboard(site.id, START, START + dt.timedelta(days=9))
+    assert [d.new_leads for d in board.days] == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert [(a.campaign, a.first_touch_leads) for a in board.attribution
+            if a.first_touch_leads] == [(first.utm_campaign or "", 1)]  # fmt: skip
 
     # Erasure: a person identified on a shared browser half-way through its history.
     vid = events[0].vid

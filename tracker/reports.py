@@ -253,6 +253,8 @@ def summarize(
     series = [[0, 0] for _ in span.days]
     per_dim: dict[str, dict[str, list[int]]] = {}
     for (_, dim, hour, val), views, sessions in counted.rows():
+        if dim.endswith("/day"):
+            continue
         if dim == "":
             series[span.day_of_hour(hour)][0] += views
             series[span.day_of_hour(hour)][1] += sessions

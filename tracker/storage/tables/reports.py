@@ -15,7 +15,7 @@ import orjson
 
 from tracker.storage.script import Script, rows, value
 from tracker.storage.tables import Tables
-from tracker.storage.tables.rollups import VIEW_COLUMNS, View
+from tracker.storage.tables.rollups import DAILY, VIEW_COLUMNS, View
 
 Session = tuple[int, str, str]
 """(site_id, vid, sid)."""
@@ -43,11 +43,21 @@ def hourly_totals(site_id: int, h0: int, h1: int) -> Script[list[tuple[int, int,
 def top_values(
     site_id: int, dim: str, h0: int, h1: int, limit: int
 ) -> Script[list[tuple[str, int, int]]]:
+    """The biggest values over ``[h0, h1)``; a ``DAILY`` dimension reads its whole UTC
+    days from the day rows and only the hours at either end from the hour rows."""
+    d0, d1 = -(-h0 // 24) * 24, h1 // 24 * 24
+    parts = [(dim, h0, h1)]
+    if dim in DAILY and d0 < d1:
+        parts = [(dim, h0, d0), (f"{dim}/day", d0, d1), (dim, d1, h1)]
+    union = " UNION ALL ".join(
+        ["SELECT value, pageviews, sessions FROM rollup_counts WHERE site_id = ? AND dim = ?"
+         " AND hour >= ? AND hour < ?"] * len(parts)
+    )  # fmt: skip
     order = "2 DESC" if dim == "page" else "3 DESC"
     found = yield rows(
-        "SELECT value, SUM(pageviews), SUM(sessions) FROM rollup_counts WHERE site_id = ?"
-        f" AND dim = ? AND hour >= ? AND hour < ? GROUP BY value ORDER BY {order}, 1 LIMIT ?",
-        site_id, dim, h0, h1, limit,
+        f"SELECT value, SUM(pageviews), SUM(sessions) FROM ({union}) AS r GROUP BY value"
+        f" ORDER BY {order}, 1 LIMIT ?",
+        *(a for part in parts for a in (site_id, *part)), limit,
     )  # fmt: skip
     return [(str(v), int(p), int(s)) for v, p, s in found]
 

@@ -43,6 +43,9 @@ from tracker.storage.script import Insert, Script, rows, run, value
 from tracker.storage.tables import Tables
 
 HOUR_MS = 3_600_000
+DAILY = ("page", "entry")
+"""Dimensions also counted per UTC day (``page/day``, ``entry/day``; ``hour`` is the day's
+first): their many values make a month of hours a long read."""
 SESSION_DIMENSIONS = ("entry", "referrer", "source", "medium", "campaign", "device",
                       "browser", "os")  # fmt: skip
 VIEW_COLUMNS = (
@@ -133,14 +136,15 @@ def tally(
     for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
         hour = at // HOUR_MS
         path = path_of(url)
-        viewed += ((site, "", hour, ""), (site, "page", hour, path))
+        day = hour - hour % 24
+        viewed += ((site, "", hour, ""), (site, "page", hour, path), (site, "page/day", day, path))
         hours.setdefault((site, vid), set()).add(hour)
         session = (site, vid, sid or "")
         if session in seen:
             continue
         seen.add(session)
         entered += (
-            (site, "", hour, ""), (site, "entry", hour, path),
+            (site, "", hour, ""), (site, "entry", hour, path), (site, "entry/day", day, path),
             (site, "referrer", hour, host_of(ref)), (site, "source", hour, source or ""),
             (site, "medium", hour, medium or ""), (site, "campaign", hour, campaign or ""),
             (site, "device", hour, device or ""), (site, "browser", hour, browser or ""),
@@ -286,6 +290,14 @@ def expire(site_id: int, before: int) -> Script[None]:
     yield run("DELETE FROM rollup_counts WHERE site_id = ? AND hour < ?", site_id, hour)
     yield run("DELETE FROM rollup_visitors WHERE site_id = ? AND hour < ?", site_id, hour)
     yield from apply(delta, {v for v in kept.gone(whole) if v[1] >= hour})
+    day = hour - hour % 24
+    for dim in DAILY if day < hour else ():  # the cutoff's day: summed again from its hours
+        yield run(
+            "INSERT INTO rollup_counts (site_id, dim, hour, value, pageviews, sessions)"
+            " SELECT site_id, ?, ?, value, SUM(pageviews), SUM(sessions) FROM rollup_counts"
+            " WHERE site_id = ? AND dim = ? AND hour >= ? AND hour < ? GROUP BY site_id, value",
+            f"{dim}/day", day, site_id, dim, hour, day + 24,
+        )  # fmt: skip
 
 
 # -- rebuilding ------------------------------------------------------------------------

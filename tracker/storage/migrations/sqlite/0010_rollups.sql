@@ -38,7 +38,10 @@ CREATE TABLE hot_crossings (
 );
 CREATE INDEX hot_crossings_by_site ON hot_crossings (site_id, at);
 CREATE INDEX hot_crossings_by_lead ON hot_crossings (lead_id);
-CREATE INDEX leads_by_creation ON leads (created_at);
+-- New leads per day and their campaigns: read from the index alone; which site a lead
+-- is on: from the links' index alone.
+CREATE INDEX leads_by_creation ON leads (created_at, merged_into, id, first_touch, last_touch);
+CREATE INDEX links_by_lead_site ON links (lead_id, site_id);
 
 -- Page views that carry UTM values (a session's landing), by site and time: a dashboard
 -- filtered by source, medium or campaign starts from these. Untagged events add nothing.
