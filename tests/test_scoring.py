@@ -156,6 +156,7 @@ def test_lead_hot_is_sent_once_per_upward_crossing(dep: Deployment, key: str) ->
         data = payload["data"]
         assert data["lead"] == lead
         assert data["grade"] == "hot"
+        assert data["site"] == dep.site_key
         assert data["lead_data"]["email"] == email
         assert data["lead_data"]["fields"]["title"] == "営業部長"
         assert data["top_entries"][0]["rule"] == "pricing"

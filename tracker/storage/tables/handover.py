@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from tracker.storage.rows import LINK_COLUMNS, link_from_row, to_json
-from tracker.storage.script import Script, rows, run
+from tracker.storage.script import Script, rows, run, value
 from tracker.storage.tables.changes import active_webhooks
 from tracker.storage.tables.identity import NO_END, lead_family
 
@@ -15,7 +15,9 @@ LAST_PAGES = 10
 
 
 def activity(root: str, site_id: int) -> Script[dict[str, Any]]:
-    """The last pages the lead's visitors viewed on the site, and their consent now."""
+    """The site's key, the last pages the lead's visitors viewed on it, and their consent
+    there now."""
+    site_key = yield value("SELECT key FROM sites WHERE id = ?", site_id)
     family = yield from lead_family(root)
     found = yield rows(f"SELECT {LINK_COLUMNS} FROM links WHERE lead_id IN ?", family)
     links = [link_from_row(r) for r in found]
@@ -35,8 +37,8 @@ def activity(root: str, site_id: int) -> Script[dict[str, Any]]:
     if states:
         analytics, marketing, at = states[0]
         consent = {"analytics": bool(analytics), "marketing": bool(marketing), "at": int(at)}
-    return {"last_pages": [{"at": int(a), "url": u, "title": t} for a, u, t in pages[:LAST_PAGES]],
-            "consent": consent}  # fmt: skip
+    last = [{"at": int(a), "url": u, "title": t} for a, u, t in pages[:LAST_PAGES]]
+    return {"site": site_key, "last_pages": last, "consent": consent}
 
 
 def enqueue(lead_id: str, event_type: str, data: dict[str, Any], now: int) -> Script[None]:
