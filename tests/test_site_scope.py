@@ -268,3 +268,19 @@ def test_reports_are_of_the_sites_only(world: World) -> None:
     assert hidden.status_code == unknown.status_code == 404
     assert hidden.content == unknown.content
     assert w.get("/reports/dashboard", "all", site=w.b, **day).status_code == 200
+
+
+def test_a_limited_key_erases_the_whole_person_it_sees(world: World) -> None:
+    """Frank gave two addresses, one on each site; merged, he is one person. A's key sees
+    the lead (not the one merged in from B) and erasing it leaves nothing of either."""
+    w = world
+    on_a, on_b = w.person("frank", w.a, pages=1), w.person("franky", w.b, pages=1)
+    merged = w.call("POST", f"/leads/{on_a}/merge", "all", json={"other": on_b, "reason": "名寄せ"})
+    assert merged.status_code == 201, merged.text
+    assert w.ok(f"/leads/{on_a}", "A")["merged_leads"] == []
+    assert w.ok(f"/leads/{on_a}", "all")["merged_leads"] == [on_b]
+    erased = w.call("POST", "/privacy/erase", "A", json={"lead": on_a})
+    assert erased.status_code == 200, erased.text
+    for lead in (on_a, on_b):
+        assert w.get(f"/leads/{lead}", "all").status_code == 404
+    assert w.get("/leads/lookup", "all", email=w.emails["franky"]).status_code == 404

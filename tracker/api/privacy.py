@@ -54,10 +54,13 @@ async def export_request(request: Request) -> Response:
 
 
 async def erase_request(request: Request) -> Response:
-    """Erase the person everywhere (rows, keys, exports, WAL); answer with the counts."""
+    """Erase the person everywhere (rows, keys, exports, WAL); answer with the counts. A
+    site-limited key erases a person it sees, whole: every lead merged into theirs and
+    every site's part (one person, one data key; nothing of them may stay behind)."""
     key = await require(request, "privacy")
     services = services_of(request)
-    subject = await _subject(services, await read_body(request, SubjectBody), key)
+    subject = await _named(services, await read_body(request, SubjectBody))
+    await subject_in(services.store, scope_of(key), subject)  # not found unless seen
     req, _ = await services.requests.erase(subject, actor=f"apikey:{key.id}")
     done = await services.store.request(req.id)
     assert done is not None
