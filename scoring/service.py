@@ -27,7 +27,7 @@ from privacy.personal import PersonalData
 from scoring.document import Document, from_data, to_data
 from scoring.matching import Profile
 from scoring.rules import RuleSet
-from tracker.errors import NotFound
+from tracker.errors import NotFound, StorageError
 from tracker.storage import Store
 from tracker.storage.records import Event, LeadRow, ScoreEntry, WriteItem
 
@@ -130,7 +130,9 @@ class Scoring:
         while True:
             try:
                 await self.catch_up()
-            except Exception:  # a database blip must not end scoring; it resumes
+            except StorageError as exc:  # the database is away: say so briefly; it resumes
+                log.warning("scoring round skipped", extra={"cause": str(exc)})
+            except Exception:  # a bug must not end scoring either
                 log.exception("scoring round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
