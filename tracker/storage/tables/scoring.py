@@ -23,7 +23,7 @@ from tracker.storage.rows import (
     event_from_row,
     link_from_row,
 )
-from tracker.storage.script import Insert, Script, row, rows, run, value
+from tracker.storage.script import Insert, Lock, LockName, Script, row, rows, run, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.changes import resolve
 from tracker.storage.tables.handover import activity, enqueue
@@ -143,6 +143,9 @@ def score_leads(
     are under older rules is scored under those (``versions``) until a rescore replays
     it. Returns how many ``lead.hot`` were sent."""
     site = rules.site_id
+    yield Lock(LockName.LEAD_GRAPH, shared=True)  # an erasure waits, or has finished
+    found = yield rows("SELECT id FROM leads WHERE id IN ?", sorted(work) or [""])
+    work = {r[0]: work[r[0]] for r in found}  # an erased lead earns nothing
     states = yield from lock_states(list(work), site, rules.version, now)
     priors = yield from entries_under(states, site)
     changed, new_rows = [], []
