@@ -68,9 +68,12 @@ def last_seen(lead_ids: Sequence[str], sites: Sequence[int] | None) -> Script[di
 def recent_visitors(site_id: int, since: int, limit: int) -> Script[list[tuple[str, int, int]]]:
     """Visitors with events on the site since ``since``: (vid, last seen, events), the
     latest first (the dashboard's "on the site now")."""
+    # Materialized first: grouped straight from the table, SQLite's planner walks the
+    # whole events_by_visitor index (for the GROUP BY) instead of the last minutes by time.
     found = yield rows(
-        "SELECT vid, MAX(at), COUNT(*) FROM events WHERE site_id = ? AND at >= ?"
-        " GROUP BY vid ORDER BY MAX(at) DESC, vid LIMIT ?",
+        "WITH recent AS MATERIALIZED (SELECT vid, at FROM events WHERE site_id = ? AND at >= ?)"
+        " SELECT vid, MAX(at), COUNT(*) FROM recent GROUP BY vid ORDER BY MAX(at) DESC, vid"
+        " LIMIT ?",
         site_id, since, limit,
     )  # fmt: skip
     return [(str(vid), int(at), int(n)) for vid, at, n in found]
