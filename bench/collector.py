@@ -6,7 +6,9 @@ Both servers run with the same uvicorn settings (httptools, uvloop, one worker) 
 the same load from wrk on loopback: page-view beacons from distinct visitors (a fresh
 128-bit id per request) with 500 distinct user agents. For each it prints requests/s,
 p50/p99 latency and the server's peak RSS; for the collector it also checks that every
-answered event is in the database. Finally the ratio, and the tag's size.
+answered event is in the database. Then the same load on ``ashiato serve --workers 2``
+(two processes, one SQLite file), and the timeline and the export of a lead with 10,000
+events over HTTP (``--lead-events``). Finally the ratio, and the tag's size.
 
 With ``--postgres`` (an admin URL; default the local server) the same load then goes to
 one collector on a fresh PostgreSQL database, and to two collectors (separate processes
@@ -46,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (  # noqa: E402
     ORIGIN,
     bench_env,
+    cli,
     drop_postgres_database,
     new_site,
     postgres_database,
@@ -119,6 +122,17 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 def peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def server_pids(pid: int) -> list[int]:
+    """``pid``, or with ``--workers`` its worker processes (uvicorn's supervisor serves
+    nothing itself)."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return children or [pid]
 
 
 def run_wrk(url: str, script: Path, *, connections: int, duration: float) -> dict[str, float]:
@@ -234,15 +248,18 @@ def bench_collectors(
     args: argparse.Namespace,
     *,
     count: int,
+    workers: int = 1,
 ) -> tuple[Figures, dict]:
     """``count`` collectors sharing ``env``'s database, each loaded by its own wrk with
-    ``connections / count`` connections at the same time; their sum (p99: the worst)."""
+    ``connections / count`` connections at the same time; their sum (p99: the worst).
+    With ``workers`` > 1 each is ``ashiato serve --workers N`` (peak RSS: the largest
+    worker's)."""
     database_url = env["ASHIATO_DATABASE_URL"]
     site = new_site(env, "bench")
-    script = workdir / f"collector-{count}.lua"
+    script = workdir / f"collector-{count}-{workers}.lua"
     script.write_text(lua.replace("SITE_KEY", site["site_key"]))
     ports = [free_port() for _ in range(count)]
-    command = [sys.executable, "-m", "tracker", "serve", "--port"]
+    command = [sys.executable, "-m", "tracker", "serve", "--workers", str(workers), "--port"]
     processes = [serve([*command, str(port)], env, port) for port in ports]
     connections = max(1, args.connections // count)
 
@@ -267,7 +284,7 @@ def bench_collectors(
             max(r["p99"] for r in results),
             total - non2xx,
             non2xx,
-            max(peak_rss_mib(p.pid) for p in processes),
+            max(peak_rss_mib(pid) for p in processes for pid in server_pids(p.pid)),
         )
     finally:
         for process in processes:
@@ -319,6 +336,8 @@ def main() -> int:
                         help="also measure ingest with and without 20 scoring rules")  # fmt: skip
     parser.add_argument("--rescore", type=int, default=0, metavar="N",
                         help="also time rescoring N events (e.g. 1000000)")  # fmt: skip
+    parser.add_argument("--lead-events", type=int, default=10_000, metavar="N",
+                        help="events of the lead whose timeline and export are timed")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -343,6 +362,12 @@ def main() -> int:
         )
         report(collector)
         checks = {"sqlite": check}
+        two_workers, checks["sqlite-2-workers"] = bench_collectors(
+            "collector (SQLite, --workers 2)", bench_env(workdir / "two-workers"), lua,
+            workdir, args, count=1, workers=2,
+        )  # fmt: skip
+        report(two_workers)
+        reads = lead_reads(workdir / "reads", args.lead_events)
         postgres: dict[str, Figures] = {}
         if args.postgres:
             for count in (1, 2):
@@ -355,6 +380,10 @@ def main() -> int:
     ratio = collector.requests_per_s / floor.requests_per_s
     size = tag_size()
     print(f"\ncollector / floor: {ratio:.1%} of the floor's requests/s")
+    print(f"--workers 2 / one worker (SQLite): "
+          f"{two_workers.requests_per_s / collector.requests_per_s:.1%}")  # fmt: skip
+    print(f"lead with {reads['events']} events over HTTP: timeline {reads['timeline_ms']:.1f} ms "
+          f"(median of 7), export {reads['export_ms']:.1f} ms (median of 5)")  # fmt: skip
     for figures in postgres.values():
         share = figures.requests_per_s / collector.requests_per_s
         print(f"{figures.name} / SQLite collector: {share:.1%}")
@@ -371,6 +400,8 @@ def main() -> int:
                     "floor": asdict(floor),
                     "collector": asdict(collector),
                     "ratio": ratio,
+                    "two_workers": asdict(two_workers),
+                    "lead_reads": reads,
                     "postgresql": {k: asdict(v) for k, v in postgres.items()},
                     "checks": checks,
                     "tag": size,
@@ -379,6 +410,30 @@ def main() -> int:
             )
         )
     return 0 if all(c["every_answered_event_stored"] for c in checks.values()) else 1
+
+
+def lead_reads(workdir: Path, events: int) -> dict[str, float]:
+    """The timeline and the export of one lead with ``events`` events over HTTP, as
+    ``bench/privacy.py`` measures them."""
+    from bench.privacy import big_lead, export_median_ms, http_median_ms
+    from bench.privacy import serve as serve_with_keys
+    from tracker.settings import Settings
+
+    workdir.mkdir()
+    env = bench_env(workdir)
+    site = new_site(env, "reads")
+    key = cli(env, "apikey", "create", "reads", "--scope", "read", "--scope", "privacy")["key"]
+    lead_id = asyncio.run(big_lead(Settings.from_env(env), site["site_key"], events))
+    port = free_port()
+    process = serve_with_keys(env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                          headers={"Authorization": f"Bearer {key}"}) as client:  # fmt: skip
+            timeline_ms = http_median_ms(client, f"/api/v1/leads/{lead_id}/timeline", {}, 7)
+            export_ms, exported = export_median_ms(client, lead_id, 5)
+    finally:
+        stop(process)
+    return {"events": exported, "timeline_ms": timeline_ms, "export_ms": export_ms}
 
 
 def run_scoring(
