@@ -6,21 +6,33 @@ by Jinja2's autoescape."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from privacy.disclosure import Disclosures
 from tracker.services import Services
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 HEADERS = {"Cache-Control": "public, max-age=300"}
-ENV = Environment(
-    loader=PackageLoader("tracker", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    undefined=StrictUndefined,
-)
+
+
+@cache
+def templates() -> Environment:
+    """Jinja2, loaded at the first notice asked for: a collector need not carry it."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("tracker", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+    )
+
+
 TEXTS: dict[str, dict[str, str]] = {
     "ja": {
         "title": "外部送信に関する公表事項", "version": "プライバシーポリシーの版",
@@ -68,6 +80,10 @@ async def render(services: Services, request: Request, *, nonce: str) -> Respons
 
 def page(notice: dict[str, Any], lang: str, *, nonce: str, json_url: str) -> str:
     other = "en" if lang == "ja" else "ja"
-    return ENV.get_template("disclosure.html").render(
-        notice=notice, lang=lang, other=other, t=TEXTS[lang], nonce=nonce, json_url=json_url
+    return (
+        templates()
+        .get_template("disclosure.html")
+        .render(
+            notice=notice, lang=lang, other=other, t=TEXTS[lang], nonce=nonce, json_url=json_url
+        )
     )

@@ -15,19 +15,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tracker.console import (
-    access,
-    auth,
-    dashboard,
-    home,
-    leads,
-    legal,
-    people,
-    records,
-    sites,
-    users,
-)
-
 ASSETS = {"console.css": "text/css; charset=utf-8",
           "console.js": "application/javascript; charset=utf-8",
           "icon.svg": "image/svg+xml",
@@ -58,6 +45,21 @@ async def to_home(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    # The pages (Jinja2, Babel, their catalogs) load with the routes, not with the
+    # package: the CLI imports `accounts` without them.
+    from tracker.console import (
+        access,
+        auth,
+        dashboard,
+        home,
+        leads,
+        legal,
+        people,
+        records,
+        sites,
+        users,
+    )
+
     return [
         Route("/admin", to_home, methods=GET),
         Route("/admin/", home.home, methods=GET),
