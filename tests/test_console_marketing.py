@@ -120,6 +120,9 @@ def test_every_view_of_a_person_is_audited_and_a_merge_is_undone(dep: Deployment
     assert lead_ids(marketing.get("/admin/leads", params={"q": twin})) == [lead]
     undone = post(marketing, f"/admin/leads/{lead}/unmerge", {"other": other})
     assert undone.status_code == 303
+    history = marketing.get(f"/admin/leads/{lead}/timeline").text
+    assert "kind-merge" in history  # the merge and its undoing stay on the timeline
+    assert "kind-unmerge" in history
     assert lead_ids(marketing.get("/admin/leads", params={"q": twin})) == [other]
     pair = f'name="lead" value="{lead}"><input type="hidden" name="other" value="{other}"'
     assert pair in marketing.get("/admin/duplicates").text  # the same name and company
