@@ -69,7 +69,7 @@ def test_bots_and_scripts_are_bots(ua: str) -> None:
 
 
 def test_the_split_resolver_answers_as_uap_cores_reference_parser() -> None:
-    # Browser and OS come from the Rust resolver, the device from the Python one over the
+    # The browser comes from the Rust resolver, OS and device from the Python one over the
     # same rules; together they answer as ua_parser's own default parser does.
     import ua_parser
 
