@@ -78,7 +78,7 @@ def tune_gc() -> None:
     Requests free almost everything by reference counting, yet at thousands of requests a
     second Python's default thresholds (700 allocations) ran a collection every few
     requests, and a full one often, each walking the long-lived caches (the visitor
-    clock's ~25,000 entries, the data-key and user-agent caches): those passes were the
+    clock's ~12,500 entries, the data-key and user-agent caches): those passes were the
     collector's p99 (33 ms → 13 ms in `bench/collector.py`) and cost ~15 % throughput.
     Objects made at start are frozen out of collection; collections come ~70x less often.
     """

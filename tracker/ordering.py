@@ -18,8 +18,8 @@ fragmented and the process growing for minutes under a steady load (bench/soak.p
 
 from __future__ import annotations
 
-CLOCK_BYTES = 4 << 20
-"""What the visitor clock may hold: 4 MiB, about 25,000 visitors (minutes of traffic on
+CLOCK_BYTES = 2 << 20
+"""What the visitor clock may hold: 2 MiB, about 12,500 visitors (minutes of traffic on
 a busy site; the order it keeps matters over seconds)."""
 
 ENTRY_BYTES = 168

@@ -42,10 +42,11 @@ _PRAGMAS = (
 # The writer never checkpoints in its own commits (a 4 MB checkpoint stalls every
 # waiting request for tens of ms); a separate connection does it in the background
 # every CHECKPOINT_EVERY seconds. The writer's own autocheckpoint stays as a safety
-# net should the background one fall far behind. An 8 MiB page cache (SQLite's default
-# is 2 MiB) keeps the hot pages of the visitor index in memory: +5 % page views a second
-# in bench/collector.py for ~7 MiB more RSS (32 MiB bought nothing more).
-_WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=20000", "PRAGMA cache_size=-8192")
+# net should the background one fall far behind. A 4 MiB page cache (SQLite's default
+# is 2 MiB) keeps the hot pages of the visitor index in memory: 8 MiB gave +5 % page
+# views a second in bench/collector.py on an earlier build, for the 4 MiB more RSS that
+# the collector's 80 MiB budget no longer has (32 MiB bought nothing more).
+_WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint=20000", "PRAGMA cache_size=-4096")
 CHECKPOINT_EVERY = 1.0
 
 
