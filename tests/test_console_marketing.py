@@ -63,6 +63,13 @@ def test_the_lead_list_searches_by_email_company_and_site(backend: str, tmp_path
         listing = client.get("/admin/leads").text
         assert listing.index(second) < listing.index(first)  # the latest changed first
         assert "JST" in listing  # last seen, in the user's zone
+        newest = lead_ids(client.get("/admin/leads"))[0]
+        row = with_store(dep.database_url, lambda s: s.lead(newest))
+        assert row is not None
+        cursor = f"{row.updated_at}_{newest}"
+        older = lead_ids(client.get("/admin/leads", params={"before": cursor}))
+        assert older == lead_ids(client.get("/admin/leads"))[1:]  # the next page
+        assert len(lead_ids(client.get("/admin/leads", params={"before": "x_y"}))) == 2
         by_email = lead_ids(client.get("/admin/leads", params={"q": first.upper()}))
         by_company = lead_ids(client.get("/admin/leads", params={"q": "テスト商事"}))
         assert len(by_email) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse, Response
 
@@ -26,7 +27,7 @@ from tracker.api.fields import LEAD_ID
 from tracker.beacon import is_email_address
 from tracker.console.web import Console, page
 from tracker.errors import Invalid, NotFound
-from tracker.scope import visible_leads
+from tracker.scope import SiteScope, visible_leads
 from tracker.storage.records import LeadRow, Merge, ScoreState, Site
 
 SHOWN = 100
@@ -57,6 +58,8 @@ class Search:
     q: str
     grade: str
     site: Site | None
+    before: tuple[int, str] | None = None
+    """Where the page of the latest changed leads starts (from its "older" link)."""
 
     @classmethod
     def of(cls, console: Console) -> Search:
@@ -64,11 +67,24 @@ class Search:
         q = query.get("q", "").strip()[:MAX_QUERY]
         grade = query.get("grade", "")
         site = next((s for s in allowed_sites(console) if s.key == query.get("site")), None)
-        return cls(q, grade if grade in GRADES else "", site)
+        return cls(q, grade if grade in GRADES else "", site, _position(query.get("before")))
+
+    def older(self, at: int, lead_id: str) -> str:
+        """The address of the next page of leads, older than (``at``, ``lead_id``)."""
+        params = {"site": self.site.key if self.site else "", "before": f"{at}_{lead_id}"}
+        return "/admin/leads?" + urlencode({k: v for k, v in params.items() if v})
 
     def sites(self, console: Console) -> list[int] | None:
         """The site ids searched: the one chosen, else the user's (None: every site)."""
         return [self.site.id] if self.site else console.scope.ids
+
+
+def _position(text: str | None) -> tuple[int, str] | None:
+    """``ms_leadid`` as an "older" link wrote it; anything else: the first page."""
+    at, _, lead_id = (text or "").partition("_")
+    if not (at.isascii() and at.isdigit() and len(at) < 16 and LEAD_ID.fullmatch(lead_id)):
+        return None
+    return int(at), lead_id
 
 
 def allowed_sites(console: Console) -> list[Site]:
@@ -116,7 +132,10 @@ async def found_leads(console: Console, search: Search) -> list[LeadRow]:
     company (match key), or the latest changed; a grade is applied after (on the
     standing now)."""
     found = await _search(console, search)
-    seen = await visible_leads(console.services.store, console.scope, [r.id for r in found])
+    ids = [r.id for r in found]
+    seen = await visible_leads(console.services.store, console.scope, ids)
+    if search.site is not None:  # of the leads on the chosen site
+        seen &= await visible_leads(console.services.store, SiteScope.of([search.site.id]), ids)
     return [lead for lead in found if lead.id in seen]
 
 
@@ -129,7 +148,8 @@ async def _search(console: Console, search: Search) -> list[LeadRow]:
                                     limit=SHOWN, now=console.clock.now_ms,
                                     allowed=console.scope.sites)  # fmt: skip
             return [lead for i in listed if (lead := await store.lead(i.lead_id))]
-        return await store.recent_leads(sites=search.sites(console), limit=SHOWN)
+        return await store.recent_leads(sites=search.sites(console), before=search.before,
+                                        limit=SHOWN)  # fmt: skip
     if "@" in search.q:
         if not is_email_address(search.q):
             raise Invalid("that is not an email address (name@domain)")
@@ -147,11 +167,12 @@ async def _search(console: Console, search: Search) -> list[LeadRow]:
 @page(*ROLES)
 async def leads_page(console: Console) -> Response:
     search = Search.of(console)
-    rows = await rows_of(console, await found_leads(console, search))
+    found = await found_leads(console, search)
+    rows = await rows_of(console, found)
     if search.grade:
         rows = [r for r in rows if r.grade == search.grade]
-    if search.site:
-        rows = [r for r in rows if r.site is None or r.site.id == search.site.id]
+    paged = not (search.q or search.grade) and len(found) == SHOWN
+    older = search.older(found[-1].updated_at, found[-1].id) if paged else None
     await console.audit(
         "console.leads.list",
         "*",
@@ -159,7 +180,7 @@ async def leads_page(console: Console) -> Response:
         search="email" if "@" in search.q else ("company" if search.q else ""),
     )
     return console.render("leads.html", rows=rows, search=search, grades=GRADES,
-                          sites=allowed_sites(console))  # fmt: skip
+                          sites=allowed_sites(console), older=older)  # fmt: skip
 
 
 async def hot_rows(console: Console, site: Site | None) -> list[tuple[Listed, LeadRow]]:
