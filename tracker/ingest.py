@@ -21,6 +21,7 @@ from tracker.beacon import Beacon
 from tracker.drops import DropReason
 from tracker.errors import StorageError
 from tracker.http_errors import HTTPError, Overloaded, TooManyRequests
+from tracker.memo import Memo
 from tracker.ratelimit import client_key
 from tracker.services import Services
 from tracker.settings import IPNetwork
@@ -206,11 +207,23 @@ def api_client_ip(
     )
 
 
-@lru_cache(maxsize=4096)
+_CLIENTS: Memo[tuple[str | None, str | None, tuple[IPNetwork, ...]], str | None] = Memo(
+    1 << 20, lambda key: len(key[0] or "") + len(key[1] or "")
+)
+"""Client addresses by (peer, X-Forwarded-For): 1 MiB (the header is the client's to make
+long)."""
+
+
 def _client_ip(
     peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]
 ) -> str | None:
-    return pipeline.client_ip(peer, forwarded_for, trusted)
+    key = (peer, forwarded_for, trusted)
+    found = _CLIENTS.get(key)
+    if found is None:
+        found = pipeline.client_ip(peer, forwarded_for, trusted)
+        if found is not None:
+            _CLIENTS.put(key, found)
+    return found
 
 
 @lru_cache(maxsize=4096)

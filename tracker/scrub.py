@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from privacy.redact import EMAIL_MARK, has_personal_value, looks_like_email, redact
+from tracker.memo import Memo
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_IDS = frozenset({
@@ -56,8 +57,8 @@ def _redact_path(path: str) -> str:
     return redact(path)
 
 
-_CLEAN: dict[tuple[str, bool], ScrubbedURL] = {}
-_CLEAN_MAX = 4096
+_CLEAN: Memo[tuple[str, bool], ScrubbedURL] = Memo(2 << 20, lambda key: 2 * len(key[0]))
+"""URLs the scrub left unchanged: 2 MiB (the URL is held twice, as key and as result)."""
 
 
 def scrub_url(url: str | None, *, web_only: bool = True) -> ScrubbedURL:
@@ -78,9 +79,7 @@ def scrub_url(url: str | None, *, web_only: bool = True) -> ScrubbedURL:
         return found
     result = _scrub_url(url, web_only)
     if result.url == url:
-        if len(_CLEAN) >= _CLEAN_MAX:
-            _CLEAN.clear()
-        _CLEAN[key] = result
+        _CLEAN.put(key, result)
     return result
 
 
