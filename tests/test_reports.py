@@ -24,7 +24,7 @@ from tests.servers import cli_json
 from tracker.reports import Dashboard, Filters, Reports, date_range, matching, summarize
 from tracker.settings import Settings
 from tracker.storage.records import Event, Site
-from tracker.storage.tables.rollups import tally
+from tracker.storage.tables.tally import tally
 from tracker.wiring import Parts, open_parts
 
 DAY = 86_400_000

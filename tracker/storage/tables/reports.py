@@ -15,7 +15,8 @@ import orjson
 
 from tracker.storage.script import Script, rows, value
 from tracker.storage.tables import Tables
-from tracker.storage.tables.rollups import DAILY, VIEW_COLUMNS, View
+from tracker.storage.tables.rollups import VIEW_COLUMNS
+from tracker.storage.tables.tally import DAILY, View
 
 Session = tuple[int, str, str]
 """(site_id, vid, sid)."""

@@ -1,0 +1,131 @@
+"""What page views count for in the roll-ups (``tables/rollups.py``), decided once.
+
+Pure: a ``Tally`` of some page views (in storage order) is the page views and sessions
+per (site, dimension, hour, value) and the visitor-hours with each one's previous hour.
+The roll-ups add tallies as events are written and apply the difference of two when
+events are deleted; the dashboard tallies raw page views the same way when filtered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from tracker.storage.records import Event
+
+HOUR_MS = 3_600_000
+DAILY = ("page", "entry")
+"""Dimensions also counted per UTC day (``page/day``, ``entry/day``; ``hour`` is the day's
+first): their many values make a month of hours a long read."""
+SESSION_DIMENSIONS = ("entry", "referrer", "source", "medium", "campaign", "device",
+                      "browser", "os")  # fmt: skip
+
+Session = tuple[int, str, str]
+"""(site_id, vid, sid)."""
+Key = tuple[int, str, int, str]
+"""(site_id, dimension, hour, value)."""
+VisitorHour = tuple[int, int, str]
+"""(site_id, hour, vid)."""
+View = tuple[Any, ...]
+"""A page view's ``VIEW_COLUMNS``."""
+
+
+@lru_cache(maxsize=4096)
+def path_of(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return ""
+
+
+@lru_cache(maxsize=4096)
+def host_of(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+def view_of(e: Event) -> View:
+    return (e.id, e.site_id, e.vid, e.sid, e.at, e.url, e.referrer, e.utm_source,
+            e.utm_medium, e.utm_campaign, e.device, e.browser, e.os)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Tally:
+    """What some page views count for."""
+
+    views: Counter[Key] = field(default_factory=Counter)
+    sessions: Counter[Key] = field(default_factory=Counter)
+    visitors: dict[VisitorHour, int] = field(default_factory=dict)
+    """Each hour a visitor viewed a page in -> the visitor's previous such hour (-1)."""
+
+    def rows(self) -> list[tuple[Key, int, int]]:
+        """(key, page views, sessions), in key order; no all-zero rows."""
+        views, sessions = self.views, self.sessions
+        keys = sorted(views.keys() | sessions.keys())
+        found = [(k, views.get(k, 0), sessions.get(k, 0)) for k in keys]
+        return [r for r in found if r[1] or r[2]]
+
+    def minus(self, other: Tally) -> Tally:
+        """The change from ``other`` to this: counts subtracted; visitor-hours that are
+        new or whose previous hour changed (those gone: ``gone``)."""
+        views, sessions = Counter(self.views), Counter(self.sessions)
+        for key, n in other.views.items():
+            views[key] -= n
+        for key, n in other.sessions.items():
+            sessions[key] -= n
+        changed = {k: v for k, v in self.visitors.items() if other.visitors.get(k) != v}
+        return Tally(views, sessions, changed)
+
+    def gone(self, other: Tally) -> set[VisitorHour]:
+        """Visitor-hours of ``other`` that this has not."""
+        return other.visitors.keys() - self.visitors.keys()
+
+
+def tally(
+    views: Iterable[View],
+    known: Set[tuple[int, str, str]] = frozenset(),
+    last: Mapping[tuple[int, str], int] | None = None,
+) -> Tally:
+    """What ``views`` (in storage order) count for. ``known``: sessions (site, vid, sid)
+    that had a page view before them; ``last``: each visitor's latest hour with a page
+    view before them (none later than theirs)."""
+    viewed, entered, hours = list[Key](), list[Key](), dict[tuple[int, str], set[int]]()
+    seen = set(known)
+    for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
+        hour = at // HOUR_MS
+        path = path_of(url)
+        day = hour - hour % 24
+        viewed += ((site, "", hour, ""), (site, "page", hour, path), (site, "page/day", day, path))
+        hours.setdefault((site, vid), set()).add(hour)
+        session = (site, vid, sid or "")
+        if session in seen:
+            continue
+        seen.add(session)
+        entered += (
+            (site, "", hour, ""), (site, "entry", hour, path), (site, "entry/day", day, path),
+            (site, "referrer", hour, host_of(ref)), (site, "source", hour, source or ""),
+            (site, "medium", hour, medium or ""), (site, "campaign", hour, campaign or ""),
+            (site, "device", hour, device or ""), (site, "browser", hour, browser or ""),
+            (site, "os", hour, os_ or ""),
+        )  # fmt: skip
+    visitors = {}
+    for (site, vid), active in hours.items():
+        prev = -1 if last is None else last.get((site, vid), -1)
+        for hour in sorted(active):
+            if hour != prev:  # the same hour as before: its row is there already
+                visitors[site, hour, vid] = prev
+            prev = hour
+    return Tally(Counter(viewed), Counter(entered), visitors)
+
+
+# -- applying a tally ------------------------------------------------------------------
