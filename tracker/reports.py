@@ -202,20 +202,9 @@ class Reports:
         return series, visitors, top
 
     async def _visitors(self, site_id: int, span: _Range) -> list[int]:
-        """Per day, then in all: one pass where the zone keeps one whole-hour offset over
-        the range, else a count per day."""
-        h0, h1 = span.hours[0], span.hours[-1]
-        total = await self.store.distinct_visitors(site_id, [(h0, h1)])
-        offset = -h0 % 24
-        steady = all(b % HOUR_MS == 0 for b in span.bounds) and all(
-            b - a == 24 for a, b in zip(span.hours, span.hours[1:], strict=False)
-        )
-        if not steady:
-            spans = list(zip(span.hours, span.hours[1:], strict=False))
-            return await self.store.distinct_visitors(site_id, spans) + total
-        per_day = await self.store.visitors_per_day(site_id, h0, h1, offset)
-        first = (h0 + offset) // 24
-        return [per_day.get(first + i, 0) for i in range(len(span.days))] + total
+        """Per day, then over the whole range (a range count each: see the module)."""
+        spans = list(zip(span.hours, span.hours[1:], strict=False))
+        return await self.store.distinct_visitors(site_id, [*spans, (spans[0][0], spans[-1][1])])
 
     async def _from_events(
         self, site_id: int, span: _Range, filters: Filters, limit: int

@@ -460,9 +460,6 @@ class Store(Protocol):
     async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
         """Distinct visitors in each span of hours."""
 
-    async def visitors_per_day(self, site_id: int, h0: int, h1: int, offset: int) -> dict[int, int]:
-        """Distinct visitors of each day ``(hour + offset) // 24`` in ``[h0, h1)``."""
-
     async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...
 
     async def hot_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...

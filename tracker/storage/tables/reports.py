@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from tracker.storage.script import Script, rows, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.rollups import VIEW_COLUMNS
@@ -77,21 +75,10 @@ def distinct_visitors(site_id: int, spans: Sequence[tuple[int, int]]) -> Script[
     return counts
 
 
-def visitors_per_day(site_id: int, h0: int, h1: int, offset: int) -> Script[dict[int, int]]:
-    """Distinct visitors of each day ``(hour + offset) // 24`` in ``[h0, h1)`` in one
-    pass (a zone whose offset is ``offset`` hours all along)."""
-    found = yield rows(
-        "SELECT (hour + ?) / 24, COUNT(*) FROM rollup_visitors WHERE site_id = ?"
-        " AND hour >= ? AND hour < ? AND prev_hour < ((hour + ?) / 24) * 24 - ? GROUP BY 1",
-        offset, site_id, h0, h1, offset, offset,
-    )  # fmt: skip
-    return {int(day): int(n) for day, n in found}
-
-
 def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
     """Unmerged leads created in the range that have a visitor on the site."""
     found = yield rows(
-        "SELECT l.id, l.created_at, l.first_touch, l.last_touch FROM leads l"
+        f"SELECT l.id, l.created_at, {CAMPAIGNS} FROM leads l"
         " WHERE l.created_at >= ? AND l.created_at < ? AND l.merged_into IS NULL"
         " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)",
         t0, t1, site_id,
@@ -102,20 +89,19 @@ def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
 def hot_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
     """Each time a lead's score crossed into hot on the site in the range."""
     found = yield rows(
-        "SELECT h.lead_id, h.at, l.first_touch, l.last_touch FROM hot_crossings h"
+        f"SELECT h.lead_id, h.at, {CAMPAIGNS} FROM hot_crossings h"
         " JOIN leads l ON l.id = h.lead_id WHERE h.site_id = ? AND h.at >= ? AND h.at < ?",
         site_id, t0, t1,
     )  # fmt: skip
     return [_mark(r) for r in found]
 
 
+CAMPAIGNS = "l.first_touch ->> 'utm_campaign', l.last_touch ->> 'utm_campaign'"
+"""The campaigns of a lead's first and last touch (JSON), read by the database."""
+
+
 def _mark(r: Sequence[Any]) -> LeadMark:
-    return LeadMark(str(r[0]), int(r[1]), _campaign(r[2]), _campaign(r[3]))
-
-
-def _campaign(touch: str | None) -> str:
-    found = orjson.loads(touch) if touch else None
-    return str((found or {}).get("utm_campaign") or "")
+    return LeadMark(r[0], r[1], r[2] or "", r[3] or "")
 
 
 def live_visitors(site_id: int, since: int) -> Script[int]:
@@ -190,9 +176,6 @@ class ReportTables(Tables):
 
     async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
         return await self.read(distinct_visitors(site_id, spans))
-
-    async def visitors_per_day(self, site_id: int, h0: int, h1: int, offset: int) -> dict[int, int]:
-        return await self.read(visitors_per_day(site_id, h0, h1, offset))
 
     async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
         return await self.read(new_leads(site_id, t0, t1))
