@@ -293,7 +293,9 @@ def bench_collectors(
     check = {
         "answered_2xx": answered,
         "stored": stored,
-        "every_answered_event_stored": answered <= stored <= answered + args.connections,
+        # Requests in flight when the window opened or closed may be stored unanswered
+        # (or answered after it): at most one per connection at each end.
+        "every_answered_event_stored": answered <= stored <= answered + 2 * args.connections,
     }
     return figures, check
 
