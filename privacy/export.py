@@ -16,7 +16,7 @@ import orjson
 from privacy.crypto.primitives import InvalidCiphertext
 from privacy.personal import PersonalData, link_ref
 from tracker.storage import Store
-from tracker.storage.records import Event, Link, Submission
+from tracker.storage.records import Event, Link, ScoreEntry, Submission
 
 if TYPE_CHECKING:
     from privacy.dsr import Subject
@@ -30,6 +30,7 @@ SECTIONS = (
     "consent_receipts",
     "links",
     "merges",
+    "score_ledger",
     "webhook_deliveries",
     "privacy_requests",
 )
@@ -99,6 +100,7 @@ async def bundle(
             }
             for m in (await store.merges_of(lead_ids) if lead_ids else [])
         ],
+        "score_ledger": await _score_ledger(store, lead_ids, sites, on_sites),
         "webhook_deliveries": [
             {
                 "id": o.id,
@@ -207,6 +209,25 @@ def submission_view(
         "filled": claim["filled"] if claim else None,
         "unreadable": claim is None,
     }
+
+
+async def _score_ledger(
+    store: Store, lead_ids: list[str], sites: dict[int, str], on_sites: Sequence[int] | None
+) -> list[dict[str, Any]]:
+    """The points their behaviour and profile earned (profiling, GDPR art. 15): each
+    entry with the rule, what earned it, when, and why in words."""
+    entries = await store.score_ledgers(lead_ids) if lead_ids else []
+    allowed = None if on_sites is None else set(on_sites)
+    return [_ledger_entry(e, sites) for e in entries if allowed is None or e.site_id in allowed]
+
+
+def _ledger_entry(e: ScoreEntry, sites: dict[int, str]) -> dict[str, Any]:
+    return {
+        "lead": e.lead_id, "site": sites.get(e.site_id), "rule": e.rule,
+        "rules_version": e.version, "axis": e.axis, "kind": e.kind, "source": e.source,
+        "object": e.object, "points": e.points, "at": e.at, "reason": e.reason,
+        "actor": e.actor, "recorded_at": e.recorded_at,
+    }  # fmt: skip
 
 
 def _event(e: Event, sites: dict[int, str]) -> dict[str, Any]:

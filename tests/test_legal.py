@@ -254,11 +254,25 @@ def test_export_holds_every_category_as_json_and_safe_csv(legal: tuple[Deploymen
     )
     assert merged.status_code == 201
 
+    # Scoring is profiling: the points a person earned are theirs to see. A manual entry
+    # (rules that nothing here fires, then an adjustment) puts one in their ledger.
+    rules = {"rule": [{"id": "webinar", "when": {"type": "event", "name": "webinar"}, "points": 5}]}
+    put = httpx.put(f"{dep.url}/api/v1/scoring/rules", params={"site": dep.site_key},
+                    json=rules, headers=admin)  # fmt: skip
+    assert put.status_code == 200, put.text
+    adjusted = httpx.post(f"{dep.url}/api/v1/leads/{leads[email]}/score", headers=admin,
+                          json={"site": dep.site_key, "points": 20,
+                                "reason": "met at the trade show"})  # fmt: skip
+    assert adjusted.status_code == 201, adjusted.text
+
     bundle = httpx.post(f"{dep.url}/api/v1/privacy/export", json={"email": email}, headers=auth)
     assert bundle.status_code == 200
     data = bundle.json()
     for section in SECTIONS:
         assert data[section], section
+    [entry] = data["score_ledger"]
+    assert (entry["reason"], entry["points"], entry["site"]) == ("met at the trade show", 20,
+                                                                 dep.site_key)  # fmt: skip
     assert data["leads"][0]["email"] == email
     assert len(data["events"]) == 122  # 120 page views and two form submissions
     assert len(data["leads"]) == 2  # the lead and the one merged into it

@@ -348,6 +348,9 @@ class Store(Protocol):
 
     async def lead_score(self, lead_id: str, site_id: int | None = None) -> LeadScore | None: ...
 
+    async def score_ledgers(self, lead_ids: Sequence[str]) -> list[ScoreEntry]:
+        """Every ledger entry of these leads, on every site, in the order written."""
+
     async def scored_leads(
         self, *, site_id: int | None, at_least: float, limit: int
     ) -> list[ScoreState]: ...

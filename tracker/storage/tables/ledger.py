@@ -104,6 +104,16 @@ def count_leads_on_site(site_id: int, version: int) -> Script[tuple[int, int]]:
     return int(total or 0), int(done or 0)
 
 
+def ledgers_of(lead_ids: Sequence[str]) -> Script[list[ScoreEntry]]:
+    """Every ledger entry of these leads on every site, in the order written: what a
+    person's access request shows of the profiling done on them."""
+    if not lead_ids:
+        return []
+    found = yield rows(f"SELECT {ENTRY_SELECT} FROM score_ledger l WHERE l.lead_id IN ?"
+                       " ORDER BY l.seq", list(lead_ids))  # fmt: skip
+    return [entry_from_row(r) for r in found]
+
+
 def history(lead_id: str, site_id: int) -> Script[list[Any]]:
     """Every event the lead's own links give it on the site, oldest first."""
     found = yield rows(f"SELECT {LINK_COLUMNS} FROM links WHERE lead_id = ?", lead_id)
@@ -218,6 +228,9 @@ class LedgerTables(Tables):
     ) -> list[Rescored]:
         script = partial(rescore, lead_ids, rules, profiles, now, dry_run)
         return await (self.read(script()) if dry_run else self.transact(script))
+
+    async def score_ledgers(self, lead_ids: Sequence[str]) -> list[ScoreEntry]:
+        return await self.read(ledgers_of(lead_ids))
 
     async def scoring_feed_position(self) -> int:
         return await self.read(feed_position())
