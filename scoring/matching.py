@@ -14,10 +14,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from scoring.document import Rule
 from tracker.storage.records import Event, Touch
+from tracker.urls import host_of, path_of
 
 
 def fold(text: str) -> str:
@@ -26,24 +26,6 @@ def fold(text: str) -> str:
 
 def glob(pattern: str | None) -> re.Pattern[str] | None:
     return None if pattern is None else re.compile(fnmatch.translate(pattern), re.IGNORECASE)
-
-
-def path_of(url: str | None) -> str:
-    if not url:
-        return ""
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:
-        return ""
-
-
-def host_of(url: str | None) -> str:
-    if not url:
-        return ""
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
 
 
 @dataclass(frozen=True, slots=True)

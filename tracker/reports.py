@@ -43,7 +43,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tracker.errors import Invalid
 from tracker.storage import Store
 from tracker.storage.tables.reports import LeadMark
-from tracker.storage.tables.tally import HOUR_MS, SESSION_DIMENSIONS, Tally, View, path_of, tally
+from tracker.storage.tables.tally import HOUR_MS, SESSION_DIMENSIONS, Tally, View, tally
+from tracker.urls import path_of
 
 TOP_LISTS = {"pages": "page", "entry_pages": "entry", "referrers": "referrer",
              "sources": "source", "mediums": "medium", "campaigns": "campaign",

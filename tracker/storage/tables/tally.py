@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from tracker.storage.records import Event
+from tracker.urls import host_of, path_of
 
 HOUR_MS = 3_600_000
 DAILY = ("page", "entry")
@@ -32,26 +31,6 @@ VisitorHour = tuple[int, int, str]
 """(site_id, hour, vid)."""
 View = tuple[Any, ...]
 """A page view's ``VIEW_COLUMNS``."""
-
-
-@lru_cache(maxsize=4096)
-def path_of(url: str | None) -> str:
-    if not url:
-        return ""
-    try:
-        return urlsplit(url).path or "/"
-    except ValueError:
-        return ""
-
-
-@lru_cache(maxsize=4096)
-def host_of(url: str | None) -> str:
-    if not url:
-        return ""
-    try:
-        return urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
 
 
 def view_of(e: Event) -> View:

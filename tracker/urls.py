@@ -1,0 +1,43 @@
+"""The parts of a stored URL that rules and counts group by: its path and its host.
+
+Scoring matches page patterns and referrer hosts with them, and the roll-ups count by
+them: one definition, so a rule and a dashboard never disagree on what a page is. Both
+are remembered per URL within a byte bound (URLs may be 4,096 characters long).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from tracker.memo import Memo
+
+_PATHS: Memo[str, str] = Memo(1 << 20, len)
+_HOSTS: Memo[str, str] = Memo(1 << 20, len)
+
+
+def path_of(url: str | None) -> str:
+    """The URL's path (``/`` when it has none); ``""`` for no URL or an unreadable one."""
+    if not url:
+        return ""
+    found = _PATHS.get(url)
+    if found is None:
+        try:
+            found = urlsplit(url).path or "/"
+        except ValueError:
+            found = ""
+        _PATHS.put(url, found)
+    return found
+
+
+def host_of(url: str | None) -> str:
+    """The URL's host name, lower-case; ``""`` for none or an unreadable URL."""
+    if not url:
+        return ""
+    found = _HOSTS.get(url)
+    if found is None:
+        try:
+            found = urlsplit(url).hostname or ""
+        except ValueError:
+            found = ""
+        _HOSTS.put(url, found)
+    return found
