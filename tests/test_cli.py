@@ -50,3 +50,13 @@ def test_unwritable_database_is_a_clear_failure(tmp_path: Path) -> None:
     result = run_cli(env, "migrate", check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+def test_site_keys_never_start_with_a_dash() -> None:
+    # Keys are typed as arguments (`site write-key KEY`, `--site KEY`); a leading dash
+    # reads as an option. token_urlsafe alone gives one such key in 64.
+    from tracker.sites import new_site_key
+
+    keys = [new_site_key() for _ in range(5_000)]
+    assert not [k for k in keys if k.startswith("-")]
+    assert all(len(k) == 16 for k in keys) and len(set(keys)) == len(keys)

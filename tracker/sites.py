@@ -51,6 +51,15 @@ def normalise_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
+def new_site_key() -> str:
+    """16 URL-safe characters, never starting with ``-``: a key is typed as a command-line
+    argument (``ashiato site write-key KEY``, ``--site KEY``), where a leading dash reads as
+    an option (1 key in 64 did)."""
+    while (key := secrets.token_urlsafe(12)).startswith("-"):
+        pass
+    return key
+
+
 async def create_site(
     store: Store,
     vault: Vault,
@@ -88,7 +97,7 @@ async def create_site(
         cmp=check_cmp(cmp),
     )
     site = await store.add_site(
-        key=secrets.token_urlsafe(12),
+        key=new_site_key(),
         name=name,
         origins=clean,
         consent_mode=mode,
