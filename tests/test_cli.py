@@ -59,4 +59,5 @@ def test_site_keys_never_start_with_a_dash() -> None:
 
     keys = [new_site_key() for _ in range(5_000)]
     assert not [k for k in keys if k.startswith("-")]
-    assert all(len(k) == 16 for k in keys) and len(set(keys)) == len(keys)
+    assert all(len(k) == 16 for k in keys)
+    assert len(set(keys)) == len(keys)
