@@ -7,7 +7,8 @@ are remembered per URL within a byte bound (URLs may be 4,096 characters long).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from urllib.parse import SplitResult, urlsplit
 
 from tracker.memo import Memo
 
@@ -17,27 +18,22 @@ _HOSTS: Memo[str, str] = Memo(1 << 20, len)
 
 def path_of(url: str | None) -> str:
     """The URL's path (``/`` when it has none); ``""`` for no URL or an unreadable one."""
-    if not url:
-        return ""
-    found = _PATHS.get(url)
-    if found is None:
-        try:
-            found = urlsplit(url).path or "/"
-        except ValueError:
-            found = ""
-        _PATHS.put(url, found)
-    return found
+    return _part(_PATHS, url, lambda parts: parts.path or "/")
 
 
 def host_of(url: str | None) -> str:
     """The URL's host name, lower-case; ``""`` for none or an unreadable URL."""
+    return _part(_HOSTS, url, lambda parts: parts.hostname or "")
+
+
+def _part(memo: Memo[str, str], url: str | None, read: Callable[[SplitResult], str]) -> str:
     if not url:
         return ""
-    found = _HOSTS.get(url)
+    found = memo.get(url)
     if found is None:
         try:
-            found = urlsplit(url).hostname or ""
+            found = read(urlsplit(url))
         except ValueError:
             found = ""
-        _HOSTS.put(url, found)
+        memo.put(url, found)
     return found
