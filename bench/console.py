@@ -285,11 +285,25 @@ def ingest(args: argparse.Namespace, workdir: Path) -> None:
         report_figures(figures)
         share = figures.requests_per_s / floor.requests_per_s
         print(f"  {share:.1%} of the floor", flush=True)
+        if mode == "true":
+            counted, views = rollup_coverage(env["ASHIATO_DATABASE_URL"])
+            print(f"  roll-ups after the stop: {counted:,} of {views:,} page views counted"
+                  f" ({'exact' if counted == views else 'BEHIND'})", flush=True)  # fmt: skip
         best[mode] = max(best.get(mode, 0.0), share)
     print(
         f"ingest: roll-ups on {best['true']:.1%} of the floor, off {best['false']:.1%}:"
         f" on is {best['true'] / best['false']:.1%} of off (best of two each)"
     )
+
+
+def rollup_coverage(database_url: str) -> tuple[int, int]:
+    """(page views the roll-ups count, page views stored): equal once caught up."""
+    path = database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        counted = db.execute("SELECT COALESCE(SUM(pageviews), 0) FROM rollup_counts"
+                             " WHERE dim = ''").fetchone()[0]  # fmt: skip
+        views = db.execute("SELECT COUNT(*) FROM events WHERE type = 'pageview'").fetchone()[0]
+    return int(counted), int(views)
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -158,6 +159,10 @@ async def start(settings: Settings) -> Services:
         asyncio.create_task(retention_job(services), name="ashiato-retention"),
         asyncio.create_task(match_keys_job(services), name="ashiato-match-keys"),
     ]
+    if settings.rollups:
+        services.background.append(
+            asyncio.create_task(rollups_job(services), name="ashiato-rollups")
+        )
     return services  # fmt: skip
 
 
@@ -167,6 +172,9 @@ async def stop(services: Services) -> None:
     for task in services.background:
         task.cancel()
     await services.writer.close()
+    if services.settings.rollups:
+        with contextlib.suppress(Exception):  # the database may be away: the next start heals
+            await services.parts.store.catch_up_rollups()
     await services.parts.scoring.close()
     await services.webhooks.close()
     await services.parts.close()
@@ -193,6 +201,23 @@ async def retention_job(services: Services) -> None:
             log.info("retention run", extra={"counts": report.counts, "seconds": report.seconds})
         finally:
             metrics.retention_running = 0
+
+
+ROLLUP_INTERVAL_S = 1.0
+
+
+async def rollups_job(services: Services) -> None:
+    """Count what ingest committed into the dashboard's roll-ups, every second (one
+    transaction per few thousand page views, none beside ingest's own commits)."""
+    store = services.parts.store
+    while True:
+        await asyncio.sleep(ROLLUP_INTERVAL_S)
+        try:
+            await store.catch_up_rollups()
+        except StorageError as exc:  # the database is away: say so briefly; it resumes
+            log.warning("roll-ups round skipped", extra={"cause": str(exc)})
+        except Exception:  # a bug must not end the job either
+            log.exception("roll-ups round failed")
 
 
 async def match_keys_job(services: Services) -> None:

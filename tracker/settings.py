@@ -186,8 +186,8 @@ class Settings:
     rollups: bool = _setting(
         "ASHIATO_ROLLUPS",
         True,
-        "Keep the dashboard's roll-ups as events are committed. Off (for measuring their "
-        "cost), the dashboard reads raw events until `ashiato reports rebuild`.",
+        "Keep the dashboard's roll-ups, counting committed events every second. Off (for "
+        "measuring their cost), the dashboard reads raw events; on again, they catch up.",
     )
 
     @property

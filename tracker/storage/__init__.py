@@ -443,10 +443,13 @@ class Store(Protocol):
 
     # -- roll-ups and the dashboard's reads (tables/rollups.py, tables/reports.py) ----------
     rollups_on: bool
-    """Whether ingest keeps the roll-ups (``ASHIATO_ROLLUPS``)."""
+    """Whether the collector keeps the roll-ups (``ASHIATO_ROLLUPS``)."""
+
+    async def catch_up_rollups(self, *, limit: int = 5_000) -> int:
+        """Count the page views committed since the last catch-up into the roll-ups."""
 
     async def rollups_ready(self) -> bool:
-        """The roll-ups cover every visitor (no rebuild pending)."""
+        """The roll-ups are on, cover every visitor and are caught up (doing so now)."""
 
     async def expire_rollups(self, site_id: int, before: int) -> None:
         """The roll-ups as purging the site's events before ``before`` (an hour) leaves them."""

@@ -1,7 +1,8 @@
 """Transactions written once, run by either backend (sans-IO, as h11's connection).
 
 A *script* is a generator that yields what it wants done and receives the answer: a
-statement (``Sql``), a bulk insert (``Insert``) or an advisory lock (``Lock``). What it
+statement (``Sql``), a bulk insert (``Insert``), an advisory lock (``Lock``) or a table
+lock (``TableLock``). What it
 returns is the transaction's result. Scripts hold a transaction's flow and its SQL
 text, written once in the SQL both databases understand, with a few conventions that
 each backend's dialect translates (``sqlite/dialect.py``, ``postgres/dialect.py``):
@@ -110,7 +111,16 @@ class Lock:
     shared: bool = False
 
 
-Step = Sql | Insert | Lock
+@dataclass(frozen=True, slots=True)
+class TableLock:
+    """PostgreSQL: ``LOCK TABLE … IN SHARE MODE``: wait for every open transaction that
+    writes the table and keep new ones waiting until this one ends (SQLite: nothing; its
+    single writer commits in id order). Take it in a transaction of its own."""
+
+    table: str
+
+
+Step = Sql | Insert | Lock | TableLock
 Script = Generator[Step, Any, T]
 ScriptFactory = Callable[[], Script[T]]
 """Makes the script afresh: a transaction retried after a deadlock starts over."""

@@ -2,9 +2,9 @@
 
 See ``tracker.storage.script`` for the conventions translated here: ``?`` becomes
 ``$1, $2, …``; ``IN ?`` becomes ``= ANY($n)`` (the list goes as an array, as does a
-``TextArray``); a ``Lock`` takes transaction-scoped advisory locks in the order given;
-an ``Insert`` is a COPY (one round trip for the whole batch, routed to partitions by the
-server).
+``TextArray``); a ``Lock`` takes transaction-scoped advisory locks in the order given, a
+``TableLock`` a table lock in SHARE mode; an ``Insert`` is a COPY (one round trip for the
+whole batch, routed to partitions by the server).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TextArray
+from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TableLock, TextArray
 
 _IN_LIST = re.compile(r"\bIN \?")
 
@@ -48,7 +48,7 @@ def count_of(status: str) -> int:
 
 
 async def execute(conn: asyncpg.Connection, step: Step) -> Any:
-    if isinstance(step, Lock):
+    if isinstance(step, Lock | TableLock):
         return await _lock(conn, step)
     if isinstance(step, Insert):
         if step.rows and step.on_conflict:
@@ -70,7 +70,10 @@ async def execute(conn: asyncpg.Connection, step: Step) -> Any:
     return count_of(status) if step.fetch is Fetch.COUNT else None
 
 
-async def _lock(conn: asyncpg.Connection, step: Lock) -> None:
+async def _lock(conn: asyncpg.Connection, step: Lock | TableLock) -> None:
+    if isinstance(step, TableLock):
+        await conn.execute(f"LOCK TABLE {step.table} IN SHARE MODE")
+        return
     function = "pg_advisory_xact_lock_shared" if step.shared else "pg_advisory_xact_lock"
     if len(step.keys) == 1:
         await conn.execute(f"SELECT {function}($1, $2)", int(step.name), step.keys[0])

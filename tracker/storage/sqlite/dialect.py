@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TextArray
+from tracker.storage.script import Fetch, Insert, Lock, Sql, Step, TableLock, TextArray
 
 _ROW_LOCK = re.compile(r"\s+FOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b")
 _WORDS = (("GREATEST(", "MAX("), ("LEAST(", "MIN("), (" IS NOT DISTINCT FROM ", " IS "))
@@ -57,7 +57,7 @@ def insert_text(table: str, columns: tuple[str, ...], on_conflict: str = "") -> 
 
 def execute(conn: sqlite3.Connection, step: Step) -> Any:
     """Answer one step on ``conn`` (the writer's, inside its transaction)."""
-    if isinstance(step, Lock):
+    if isinstance(step, Lock | TableLock):
         return None
     if isinstance(step, Insert):
         if step.rows:

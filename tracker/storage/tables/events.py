@@ -42,17 +42,16 @@ VISITORS_PER_QUERY = 900
 FOREVER = 2**62
 
 
-def write_batch(
-    items: Sequence[WriteItem], rules: ConsentRules, rollups_on: bool = True
-) -> Script[WriteResult]:
+def write_batch(items: Sequence[WriteItem], rules: ConsentRules) -> Script[WriteResult]:
     """Each event is admitted against its visitor's consent state as it stands at that
     point of the batch (a grant earlier in the same batch counts), read once per batch
     after the visitors whose consent the batch changes are locked. The roll-ups count
-    the admitted page views in the same transaction (``rollups_on``)."""
+    the page views later (``rollups.catch_up``); a forget subtracts what it deletes."""
     yield from lock_visitors({item.vid for item in items if not isinstance(item, Event)})
+    if any(isinstance(item, Forget) for item in items):
+        yield from rollups.coverage()  # taken before any insert (see rollups.horizon)
     states = yield from consent_states({item.vid for item in items})
     result, admitted = WriteResult(), list[Event]()
-    insert_events = partial(_insert_events, rollups_on=rollups_on)
     fresh = yield from unseen_messages(items)
     for item in items:
         if isinstance(item, Event):
@@ -82,11 +81,9 @@ def unseen_messages(items: Sequence[WriteItem]) -> Script[set[int]]:
     return {id(e) for e, keep in zip(named, first_claims(named, claimed), strict=True) if keep}
 
 
-def _insert_events(admitted: list[Event], *, rollups_on: bool) -> Script[int]:
+def insert_events(admitted: list[Event]) -> Script[int]:
     if admitted:
-        pending = yield from rollups.record(admitted, rollups_on)  # asks what was before
         yield Insert("events", EVENT_COLUMN_NAMES, [event_row(e) for e in admitted])
-        yield from rollups.settle_pending(pending)
     return len(admitted)
 
 
@@ -169,11 +166,8 @@ def count_events() -> Script[int]:
 class EventTables(Tables):
     """Events and consent: mixed into both stores."""
 
-    rollups_on = True
-    """Whether ingest keeps the roll-ups (``ASHIATO_ROLLUPS``); off, they need a rebuild."""
-
     async def write_batch(self, items: Sequence[WriteItem], rules: ConsentRules) -> WriteResult:
-        return await self.transact(partial(write_batch, items, rules, self.rollups_on))
+        return await self.transact(partial(write_batch, items, rules))
 
     async def consent_state(self, site_id: int, vid: str) -> ConsentState | None:
         return await self.read(consent_state(site_id, vid))

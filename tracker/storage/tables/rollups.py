@@ -14,31 +14,39 @@ committed and when some are deleted:
   visitors of any span of hours are its rows whose previous hour is before the span, so
   the days of any whole-hour time zone are counted exactly, without a set of ids.
 
-Maintenance, each in the transaction that changes the events:
+They cover the page views up to ``rollup_state.tallied`` (an ``events.id``), exactly:
 
-* a write batch adds what its page views count for (``record``), after asking which of
-  their sessions already had a page view and each visitor's latest hour; a visitor with
-  a page view later than the batch's (out of time order) is tallied whole instead;
-* a delete by visitor (erasure, ``forget``, idle visitors) tallies those visitors' page
-  views before and after it and applies the difference (``snapshot`` / ``settle``);
+* a catch-up job (``catch_up``, every second in the collector, and before the dashboard
+  reads) tallies the page views committed past that mark in storage order, many
+  thousands per transaction, so ingest's own commits write nothing more. It asks which
+  of their sessions already had a page view and each visitor's latest hour; a visitor
+  with a tallied page view later than a new one (out of time order) is tallied whole
+  instead. On PostgreSQL, where several collectors commit out of id order, the mark
+  moves only to a ``horizon`` below which every transaction that wrote events has ended;
+* a delete by visitor (erasure, ``forget``, idle visitors) tallies those visitors'
+  covered page views before and after it and applies the difference (``snapshot`` /
+  ``settle``); a page view deleted before the job reached it is simply never counted;
 * retention by time (``expire``) runs before the purge: the rows of wholly expired hours
   go, and visitors with page views on both sides of the cutoff are re-tallied as the
   purge will leave them.
 
-``rollup_state`` says whether the counts cover every visitor: a rebuild (``rebuild_step``,
-after migration 0010 on a database with events, or after ingest ran with roll-ups off)
-walks visitors in id order and moves a watermark; until it is done a write adds only for
-visitors at or below it, and readers fall back to the raw events.
+Each of these takes the ``rollup_state`` row first (``FOR UPDATE``), so on PostgreSQL
+they run one at a time; SQLite's single writer does that already.
+
+``rollup_state.watermark`` says whether the counts cover every visitor: a rebuild
+(``rebuild_step``, after migration 0010 on a database with events) walks visitors in id
+order and moves it; until it is done the job adds only for visitors at or below it, and
+readers fall back to the raw events. With ``ASHIATO_ROLLUPS`` off no job runs and the
+mark stays where it is: turned on again, the job catches up from there.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import partial
 
-from tracker.storage.records import Event
-from tracker.storage.script import Insert, Script, rows, run, value
+from tracker.storage.script import Insert, Script, TableLock, row, rows, run, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.tally import (
     DAILY,
@@ -48,7 +56,6 @@ from tracker.storage.tables.tally import (
     View,
     VisitorHour,
     tally,
-    view_of,
 )
 
 VIEW_COLUMNS = (
@@ -93,50 +100,62 @@ ADD_COUNTS = (
 )
 
 
-# -- as events are written -------------------------------------------------------------
-def watermark() -> Script[str]:
-    """Visitors at or below this id are in the roll-ups ('' none, ``ALL`` everyone)."""
-    found = yield value("SELECT watermark FROM rollup_state WHERE id = 1")
-    return ALL if found is None else str(found)
+# -- how far they cover -----------------------------------------------------------------
+def coverage() -> Script[tuple[str, int]]:
+    """(watermark, tallied), the ``rollup_state`` row taken for this transaction: visitors
+    at or below the watermark ('' none, ``ALL`` everyone) are counted, up to the event id
+    ``tallied``."""
+    found = yield row("SELECT watermark, tallied FROM rollup_state WHERE id = 1 FOR UPDATE")
+    return (ALL if found[0] is None else str(found[0])), int(found[1])
 
 
-def record(events: Sequence[Event], enabled: bool) -> Script[Pending]:
-    """Before ``events`` are inserted: add what their page views count for (or, with
-    roll-ups off, mark the roll-ups as needing a rebuild). A visitor with a page view
-    later than one of these (arrived out of time order) is tallied whole instead: pass
-    the answer to ``settle_pending`` after the insert."""
-    if not enabled:
-        yield run("UPDATE rollup_state SET watermark = '' WHERE id = 1 AND watermark IS NULL")
-        return None
-    mark = yield from watermark()
-    views = [view_of(e) for e in events if e.type == "pageview" and e.vid <= mark]
-    if not views:
-        return None
-    known, last = yield from existing({v[2] for v in views})
-    late = {v[2] for v in views if v[4] // HOUR_MS < last.get((v[1], v[2]), -1)}
-    if late:
-        views = [v for v in views if v[2] not in late]
-    yield from apply(tally(views, known, last))
-    return (late, (yield from snapshot(late))) if late else None
+def horizon() -> Script[tuple[int, int]]:
+    """The highest event id below which no transaction writing events is still open (on
+    PostgreSQL, where ids are taken before commit, this waits for those in progress: a
+    short lock, its own transaction; on SQLite every committed id already is), and the
+    mark now."""
+    yield TableLock("events")
+    until = int((yield value("SELECT MAX(id) FROM events")) or 0)
+    return until, int((yield value("SELECT tallied FROM rollup_state WHERE id = 1")))
 
 
-Pending = tuple[set[str], "Tally"] | None
-"""Visitors to tally again after an insert, and what they counted for before it."""
+# -- as events are committed -----------------------------------------------------------
+def catch_up(until: int, limit: int) -> Script[int]:
+    """Tally the next page views past the mark, up to event id ``until`` (a ``horizon``)
+    and about ``limit`` of them; return how many are left to the horizon (0: done)."""
+    mark, tallied = yield from coverage()
+    if tallied >= until:
+        return 0
+    found = yield rows(
+        f"SELECT {VIEW_COLUMNS} FROM events WHERE id > ? AND id <= ? AND type = ?"
+        " ORDER BY id LIMIT ?",
+        tallied, until, "pageview", limit,
+    )  # fmt: skip
+    reached = int(found[-1][0]) if len(found) == limit else until
+    views = found if mark == ALL else [v for v in found if v[2] <= mark]
+    if views:
+        known, last = yield from existing({v[2] for v in views}, tallied)
+        late = {v[2] for v in views if v[4] // HOUR_MS < last.get((v[1], v[2]), -1)}
+        if late:
+            before = tally((yield from views_of(late, mark, tallied)))
+            after = tally((yield from views_of(late, mark, reached)))
+            yield from apply(after.minus(before), after.gone(before))
+            views = [v for v in views if v[2] not in late]
+        yield from apply(tally(views, known, last))
+    yield run("UPDATE rollup_state SET tallied = ? WHERE id = 1", reached)
+    return until - reached
 
 
-def settle_pending(pending: Pending) -> Script[None]:
-    if pending is not None:
-        yield from settle(*pending)
-
-
-def existing(vids: Iterable[str]) -> Script[tuple[set[Session], dict[tuple[int, str], int]]]:
-    """Sessions with a page view already, and each visitor's latest hour with one."""
+def existing(
+    vids: Iterable[str], upto: int
+) -> Script[tuple[set[Session], dict[tuple[int, str], int]]]:
+    """Sessions with a counted page view already, and each visitor's latest hour with one."""
     ordered, known, last = sorted(vids), set[Session](), dict[tuple[int, str], int]()
     for start in range(0, len(ordered), VIEWS_PER_QUERY):
         found = yield rows(
             "SELECT site_id, vid, sid, MAX(at) FROM events WHERE vid IN ? AND type = ?"
-            " GROUP BY site_id, vid, sid",
-            ordered[start : start + VIEWS_PER_QUERY], "pageview",
+            " AND id <= ? GROUP BY site_id, vid, sid",
+            ordered[start : start + VIEWS_PER_QUERY], "pageview", upto,
         )  # fmt: skip
         for site, vid, sid, at in found:
             known.add((int(site), vid, sid or ""))
@@ -146,14 +165,14 @@ def existing(vids: Iterable[str]) -> Script[tuple[set[Session], dict[tuple[int, 
 
 
 # -- as events are deleted -------------------------------------------------------------
-def views_of(vids: Iterable[str]) -> Script[list[View]]:
-    """The page views of these visitors (those the roll-ups cover), in storage order."""
-    mark = yield from watermark()
+def views_of(vids: Iterable[str], mark: str, upto: int) -> Script[list[View]]:
+    """The page views of these visitors that the roll-ups cover (visitors at or below
+    ``mark``, ids up to ``upto``), in storage order."""
     ordered, found = sorted(v for v in set(vids) if v <= mark), list[View]()
     for start in range(0, len(ordered), VIEWS_PER_QUERY):
         found += yield rows(
-            f"SELECT {VIEW_COLUMNS} FROM events WHERE vid IN ? AND type = ?",
-            ordered[start : start + VIEWS_PER_QUERY], "pageview",
+            f"SELECT {VIEW_COLUMNS} FROM events WHERE vid IN ? AND type = ? AND id <= ?",
+            ordered[start : start + VIEWS_PER_QUERY], "pageview", upto,
         )  # fmt: skip
     found.sort(key=lambda v: v[0])
     return found
@@ -161,18 +180,19 @@ def views_of(vids: Iterable[str]) -> Script[list[View]]:
 
 def snapshot(vids: Iterable[str]) -> Script[Tally]:
     """What these visitors count for now: call before deleting some of their events."""
-    return tally((yield from views_of(vids)))
+    return tally((yield from views_of(vids, *(yield from coverage()))))
 
 
 def settle(vids: Iterable[str], before: Tally) -> Script[None]:
     """After the delete: apply the difference to what they count for now."""
-    after = tally((yield from views_of(vids)))
+    after = tally((yield from views_of(vids, *(yield from coverage()))))
     yield from apply(after.minus(before), after.gone(before))
 
 
 def expire(site_id: int, before: int) -> Script[None]:
     """Before retention deletes the site's events older than ``before`` (a whole hour):
     the roll-ups as the purge will leave them."""
+    mark, tallied = yield from coverage()
     hour = before // HOUR_MS
     spanning = yield rows(
         "SELECT DISTINCT e.vid FROM events e WHERE e.site_id = ? AND e.at < ? AND e.type = ?"
@@ -180,7 +200,8 @@ def expire(site_id: int, before: int) -> Script[None]:
         " AND f.site_id = e.site_id AND f.type = ?)",
         site_id, before, "pageview", before, "pageview",
     )  # fmt: skip
-    views = [v for v in (yield from views_of(r[0] for r in spanning)) if v[1] == site_id]
+    views = [v for v in (yield from views_of((r[0] for r in spanning), mark, tallied))
+             if v[1] == site_id]  # fmt: skip
     whole = tally(views)
     kept = tally(v for v in views if v[4] >= before)
     delta = kept.minus(whole)
@@ -201,15 +222,16 @@ def expire(site_id: int, before: int) -> Script[None]:
 
 # -- rebuilding ------------------------------------------------------------------------
 def start_rebuild() -> Script[None]:
+    yield from coverage()
     yield run("DELETE FROM rollup_counts")
     yield run("DELETE FROM rollup_visitors")
     yield run("UPDATE rollup_state SET watermark = '' WHERE id = 1")
 
 
 def rebuild_step(limit: int) -> Script[bool]:
-    """Tally the next visitors past the watermark (about ``limit`` page views); True
-    when every visitor is in."""
-    mark = yield from watermark()
+    """Tally the next visitors past the watermark (about ``limit`` page views, those the
+    catch-up has reached); True when every visitor is in."""
+    mark, tallied = yield from coverage()
     if mark == ALL:
         return True
     found = yield rows(
@@ -223,27 +245,59 @@ def rebuild_step(limit: int) -> Script[bool]:
     top = ALL if done else vids[-1]
     yield run("UPDATE rollup_state SET watermark = ? WHERE id = 1", top)
     if vids:
-        yield from apply(tally((yield from views_of(vids))))
+        yield from apply(tally((yield from views_of(vids, top, tallied))))
     if done:
         yield run("UPDATE rollup_state SET watermark = NULL WHERE id = 1")
     return done
 
 
+CATCH_UP_LIMIT = 2_000
+"""Page views per catch-up transaction: on SQLite ingest's batches wait behind each one."""
+READ_LAG = 50_000
+"""Readers catch up first when this few events or fewer are untallied; with more (after
+the roll-ups were off a long time) they read raw events and the job catches up."""
+
+
 class RollupTables(Tables):
     """Roll-up maintenance outside ingest: mixed into both stores."""
 
+    rollups_on = True
+    """Whether the catch-up job runs (``ASHIATO_ROLLUPS``)."""
+
+    async def catch_up_rollups(self, *, limit: int = CATCH_UP_LIMIT) -> int:
+        """Tally what was committed up to now, a transaction per ``limit`` page views;
+        return how many events (of every type) the mark moved over."""
+        until, start = await self.transact(horizon)
+        while await self.transact(partial(catch_up, until, limit)):
+            pass
+        return max(0, until - start)
+
     async def rollups_ready(self) -> bool:
-        return await self.read(_ready())
+        """The roll-ups cover every visitor and are caught up (close enough to catch up
+        now): the dashboard reads them."""
+        if not self.rollups_on:
+            return False
+        mark, tallied = await self.read(_coverage_now())
+        if mark != ALL or await self.read(_last_id()) - tallied > READ_LAG:
+            return False
+        await self.catch_up_rollups()
+        return True
 
     async def expire_rollups(self, site_id: int, before: int) -> None:
         await self.transact(partial(expire, site_id, before))
 
     async def rebuild_rollups(self, *, limit: int = 20_000) -> None:
         """Count every event again (a long job: one short transaction per step)."""
+        await self.catch_up_rollups()
         await self.transact(start_rebuild)
         while not await self.transact(partial(rebuild_step, limit)):
             pass
 
 
-def _ready() -> Script[bool]:
-    return (yield from watermark()) == ALL
+def _coverage_now() -> Script[tuple[str, int]]:
+    found = yield row("SELECT watermark, tallied FROM rollup_state WHERE id = 1")
+    return (ALL if found[0] is None else str(found[0])), int(found[1])
+
+
+def _last_id() -> Script[int]:
+    return int((yield value("SELECT MAX(id) FROM events")) or 0)

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.storage.records import Event
 from tracker.urls import host_of, path_of
 
 HOUR_MS = 3_600_000
@@ -31,11 +30,6 @@ VisitorHour = tuple[int, int, str]
 """(site_id, hour, vid)."""
 View = tuple[Any, ...]
 """A page view's ``VIEW_COLUMNS``."""
-
-
-def view_of(e: Event) -> View:
-    return (e.id, e.site_id, e.vid, e.sid, e.at, e.url, e.referrer, e.utm_source,
-            e.utm_medium, e.utm_campaign, e.device, e.browser, e.os)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -78,33 +72,48 @@ def tally(
     """What ``views`` (in storage order) count for. ``known``: sessions (site, vid, sid)
     that had a page view before them; ``last``: each visitor's latest hour with a page
     view before them (none later than theirs)."""
-    viewed, entered, hours = list[Key](), list[Key](), dict[tuple[int, str], set[int]]()
+    # Counted per distinct (hour, page) and (hour, landing) first, spread over their
+    # dimensions after: far fewer keys to build than page views.
+    pages, landings = Counter[tuple[Any, ...]](), Counter[tuple[Any, ...]]()
+    hours = dict[tuple[int, str], set[int]]()
     seen = set(known)
     for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
         hour = at // HOUR_MS
-        path = path_of(url)
-        day = hour - hour % 24
-        viewed += ((site, "", hour, ""), (site, "page", hour, path), (site, "page/day", day, path))
-        hours.setdefault((site, vid), set()).add(hour)
+        pages[site, hour, url] += 1
+        active = hours.get((site, vid))
+        if active is None:
+            hours[site, vid] = {hour}
+        else:
+            active.add(hour)
         session = (site, vid, sid or "")
         if session in seen:
             continue
         seen.add(session)
-        entered += (
+        landings[site, hour, url, ref, source, medium, campaign, device, browser, os_] += 1
+    viewed, entered = Counter[Key](), Counter[Key]()
+    for (site, hour, url), n in pages.items():
+        path, day = path_of(url), hour - hour % 24
+        for key in (site, "", hour, ""), (site, "page", hour, path), (site, "page/day", day, path):
+            viewed[key] += n
+    for (site, hour, url, ref, *rest), n in landings.items():
+        path, day = path_of(url), hour - hour % 24
+        source, medium, campaign, device, browser, os_ = (v or "" for v in rest)
+        for key in (
             (site, "", hour, ""), (site, "entry", hour, path), (site, "entry/day", day, path),
-            (site, "referrer", hour, host_of(ref)), (site, "source", hour, source or ""),
-            (site, "medium", hour, medium or ""), (site, "campaign", hour, campaign or ""),
-            (site, "device", hour, device or ""), (site, "browser", hour, browser or ""),
-            (site, "os", hour, os_ or ""),
-        )  # fmt: skip
+            (site, "referrer", hour, host_of(ref)), (site, "source", hour, source),
+            (site, "medium", hour, medium), (site, "campaign", hour, campaign),
+            (site, "device", hour, device), (site, "browser", hour, browser),
+            (site, "os", hour, os_),
+        ):  # fmt: skip
+            entered[key] += n
     visitors = {}
     for (site, vid), active in hours.items():
         prev = -1 if last is None else last.get((site, vid), -1)
-        for hour in sorted(active):
+        for hour in sorted(active) if len(active) > 1 else active:
             if hour != prev:  # the same hour as before: its row is there already
                 visitors[site, hour, vid] = prev
             prev = hour
-    return Tally(Counter(viewed), Counter(entered), visitors)
+    return Tally(viewed, entered, visitors)
 
 
 # -- applying a tally ------------------------------------------------------------------
