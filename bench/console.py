@@ -12,7 +12,7 @@ same with a campaign filter (raw page views), and the timeline of a lead with 10
 events over HTTP (``GET /api/v1/leads/{id}/timeline``).
 
 ``--ingest`` also measures ingest with roll-ups on and off (``ASHIATO_ROLLUPS``) against
-the bare-ASGI floor with ``bench/collector.py``'s load, alternated twice each; it prints
+the bare-ASGI floor with ``bench/collector.py``'s load, alternated (``--pairs``, 3); it prints
 each share of the floor and the ratio of the best runs.
 """
 
@@ -120,7 +120,7 @@ def fill_sqlite(path: Path, site_id: int, args: argparse.Namespace, now: int) ->
     )
     db.executemany("INSERT INTO hot_crossings (lead_id, site_id, at) VALUES (?, ?, ?)",
                    ((r[0], site_id, r[6] + 3_600_000) for r in made[:: 20]))  # fmt: skip
-    db.execute("UPDATE rollup_state SET watermark = '' WHERE id = 1")
+    db.execute("UPDATE rollup_state SET tallied = 0 WHERE id = 1")
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
@@ -145,7 +145,7 @@ async def fill_postgres(url: str, site_id: int, args: argparse.Namespace, now: i
             "hot_crossings", columns=("lead_id", "site_id", "at"),
             records=[(r[0], site_id, r[6] + 3_600_000) for r in made[::20]],
         )  # fmt: skip
-        await conn.execute("UPDATE rollup_state SET watermark = '' WHERE id = 1")
+        await conn.execute("UPDATE rollup_state SET tallied = 0 WHERE id = 1")
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
@@ -276,7 +276,7 @@ def ingest(args: argparse.Namespace, workdir: Path) -> None:
     floor = bench_floor(floor_script, args)
     report_figures(floor)
     best: dict[str, float] = {}
-    for n, mode in enumerate(("true", "false", "true", "false")):
+    for n, mode in enumerate(("true", "false") * args.pairs):
         where = workdir / f"ingest-{n}"
         where.mkdir()
         env = bench_env(where, ASHIATO_ROLLUPS=mode)
@@ -292,7 +292,7 @@ def ingest(args: argparse.Namespace, workdir: Path) -> None:
         best[mode] = max(best.get(mode, 0.0), share)
     print(
         f"ingest: roll-ups on {best['true']:.1%} of the floor, off {best['false']:.1%}:"
-        f" on is {best['true'] / best['false']:.1%} of off (best of two each)"
+        f" on is {best['true'] / best['false']:.1%} of off (best of {args.pairs} each)"
     )
 
 
@@ -316,6 +316,7 @@ def main() -> int:
                         metavar="ADMIN_URL", help="also on a fresh PostgreSQL database")  # fmt: skip
     parser.add_argument("--ingest", action="store_true", help="also roll-ups on vs off ingest")
     parser.add_argument("--duration", type=float, default=10.0, help="--ingest: s per run")
+    parser.add_argument("--pairs", type=int, default=3, help="--ingest: on/off runs, alternated")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()

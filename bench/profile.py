@@ -39,9 +39,12 @@ IDLE = "idle threads (waiting for work)"
 STAGES: list[tuple[str, str, str]] = [
     (IDLE, "line", "work_queue.get("),  # a thread pool's thread waiting for work
     (IDLE, "line", "tx.get()"),  # aiosqlite's reader thread waiting for work
+    ("roll-ups catch-up", "frame", "tracker/storage/tables/rollups.py"),
+    ("roll-ups catch-up", "frame", "tracker/storage/tables/tally.py"),
+    ("roll-ups catch-up", "frame", "tracker/app.py:rollups_job"),
     ("commit + fsync", "line", "COMMIT"),
     ("SQLite insert", "frame", "tracker/storage/"),
-    ("SQLite insert", "frame", "aiosqlite/"),
+    ("SQLite reads (roll-ups catch-up)", "frame", "aiosqlite/"),
     ("user agent", "frame", "tracker/useragent.py"),
     ("user agent", "frame", "ua_parser"),
     ("scrub", "frame", "tracker/scrub.py"),

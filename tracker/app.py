@@ -171,6 +171,7 @@ async def stop(services: Services) -> None:
     waiting = services.writer.waiting
     for task in services.background:
         task.cancel()
+    await asyncio.gather(*services.background, return_exceptions=True)
     await services.writer.close()
     if services.settings.rollups:
         with contextlib.suppress(Exception):  # the database may be away: the next start heals
@@ -214,8 +215,9 @@ async def rollups_job(services: Services) -> None:
         await asyncio.sleep(ROLLUP_INTERVAL_S)
         try:
             await store.catch_up_rollups()
-        except StorageError as exc:  # the database is away: say so briefly; it resumes
-            log.warning("roll-ups round skipped", extra={"cause": str(exc)})
+        except StorageError as exc:  # locked a moment, or away: it resumes
+            level = logging.DEBUG if "locked" in str(exc) else logging.WARNING
+            log.log(level, "roll-ups round skipped", extra={"cause": str(exc)})
         except Exception:  # a bug must not end the job either
             log.exception("roll-ups round failed")
 

@@ -1,7 +1,6 @@
 """``ashiato reports rebuild``: count every stored event into the dashboard's roll-ups
-again (after migration 0010 on a database that had events, or after ingest ran with
-``ASHIATO_ROLLUPS=false``). Ingest goes on meanwhile; the dashboard reads raw events
-until it is done."""
+again (a repair: the collector's catch-up job keeps them counted by itself). Ingest goes
+on meanwhile; the dashboard reads raw events until the count is nearly done."""
 
 from __future__ import annotations
 

@@ -115,9 +115,11 @@ class Lock:
 class TableLock:
     """PostgreSQL: ``LOCK TABLE … IN SHARE MODE``: wait for every open transaction that
     writes the table and keep new ones waiting until this one ends (SQLite: nothing; its
-    single writer commits in id order). Take it in a transaction of its own."""
+    single writer commits in id order). Take it in a transaction of its own. Writers
+    queue behind a waiting one, so it waits ``wait_ms`` at most (then StorageError)."""
 
     table: str
+    wait_ms: int = 100
 
 
 Step = Sql | Insert | Lock | TableLock

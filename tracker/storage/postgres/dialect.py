@@ -72,6 +72,7 @@ async def execute(conn: asyncpg.Connection, step: Step) -> Any:
 
 async def _lock(conn: asyncpg.Connection, step: Lock | TableLock) -> None:
     if isinstance(step, TableLock):
+        await conn.execute(f"SET LOCAL lock_timeout = {int(step.wait_ms)}")
         await conn.execute(f"LOCK TABLE {step.table} IN SHARE MODE")
         return
     function = "pg_advisory_xact_lock_shared" if step.shared else "pg_advisory_xact_lock"

@@ -46,7 +46,7 @@ def write_batch(items: Sequence[WriteItem], rules: ConsentRules) -> Script[Write
     """Each event is admitted against its visitor's consent state as it stands at that
     point of the batch (a grant earlier in the same batch counts), read once per batch
     after the visitors whose consent the batch changes are locked. The roll-ups count
-    the page views later (``rollups.catch_up``); a forget subtracts what it deletes."""
+    the page views later (``rollups.plan``); a forget subtracts what it deletes."""
     yield from lock_visitors({item.vid for item in items if not isinstance(item, Event)})
     if any(isinstance(item, Forget) for item in items):
         yield from rollups.coverage()  # taken before any insert (see rollups.horizon)

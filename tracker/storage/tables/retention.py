@@ -23,6 +23,8 @@ def purge_events(site_id: int, before: int, limit: int) -> Script[int]:
         " WHERE site_id = ? AND at < ? LIMIT ?)",
         before, site_id, before, limit,
     )  # fmt: skip
+    if purged:
+        yield from rollups.deleted()
     return int(purged)
 
 

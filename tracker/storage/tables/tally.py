@@ -90,6 +90,23 @@ def tally(
             continue
         seen.add(session)
         landings[site, hour, url, ref, source, medium, campaign, device, browser, os_] += 1
+    viewed, entered = spread(pages, landings)
+    visitors = {}
+    for (site, vid), active in hours.items():
+        prev = -1 if last is None else last.get((site, vid), -1)
+        for hour in sorted(active) if len(active) > 1 else active:
+            if hour != prev:  # the same hour as before: its row is there already
+                visitors[site, hour, vid] = prev
+            prev = hour
+    return Tally(viewed, entered, visitors)
+
+
+def spread(
+    pages: Mapping[tuple[Any, ...], int], landings: Mapping[tuple[Any, ...], int]
+) -> tuple[Counter[Key], Counter[Key]]:
+    """Page views per (site, hour, url) and sessions per (site, hour, url, referrer,
+    source, medium, campaign, device, browser, os) of their first page view, spread over
+    the dimensions they count for: (page views, sessions) per ``Key``."""
     viewed, entered = Counter[Key](), Counter[Key]()
     for (site, hour, url), n in pages.items():
         path, day = path_of(url), hour - hour % 24
@@ -106,14 +123,7 @@ def tally(
             (site, "os", hour, os_),
         ):  # fmt: skip
             entered[key] += n
-    visitors = {}
-    for (site, vid), active in hours.items():
-        prev = -1 if last is None else last.get((site, vid), -1)
-        for hour in sorted(active) if len(active) > 1 else active:
-            if hour != prev:  # the same hour as before: its row is there already
-                visitors[site, hour, vid] = prev
-            prev = hour
-    return Tally(viewed, entered, visitors)
+    return viewed, entered
 
 
 # -- applying a tally ------------------------------------------------------------------

@@ -1,5 +1,12 @@
 -- The roll-ups are counted after the commit by a catch-up job (tracker/storage/tables/
 -- rollups.py), no longer inside each ingest transaction: `tallied` is the highest
--- events.id counted. Until now every committed event was counted as it was written.
+-- events.id counted, `deletes` how many deletes of events there were (a step counted
+-- before one is counted again). Roll-ups that covered every visitor (watermark NULL)
+-- cover every event so far; others (a database that had events before 0010, or a
+-- rebuild under way) start again from the first event, which the job counts by itself.
 ALTER TABLE rollup_state ADD COLUMN tallied INTEGER NOT NULL DEFAULT 0;
-UPDATE rollup_state SET tallied = COALESCE((SELECT MAX(id) FROM events), 0);
+ALTER TABLE rollup_state ADD COLUMN deletes INTEGER NOT NULL DEFAULT 0;
+DELETE FROM rollup_counts WHERE (SELECT watermark FROM rollup_state) IS NOT NULL;
+DELETE FROM rollup_visitors WHERE (SELECT watermark FROM rollup_state) IS NOT NULL;
+UPDATE rollup_state SET watermark = NULL, tallied = CASE WHEN watermark IS NULL
+    THEN COALESCE((SELECT MAX(id) FROM events), 0) ELSE 0 END;
