@@ -1,6 +1,7 @@
 """Where the collector's time per beacon goes, under the load of ``bench/collector.py``.
 
-    python bench/profile.py [--duration 10] [--connections 64] [--rate 250] [--json]
+    python bench/profile.py [--duration 10] [--connections 64] [--rate 250] [--rollups false]
+                            [--json]
 
 Starts the collector on a fresh SQLite file, loads it with wrk exactly as
 ``bench/collector.py`` does, and samples every thread of the server with py-spy (a
@@ -89,7 +90,7 @@ def stage_of(frames: list[str]) -> str:
 def profile(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="ashiato-profile-"))
     try:
-        env = bench_env(work)
+        env = bench_env(work, ASHIATO_ROLLUPS=args.rollups)
         site = new_site(env, "bench")
         script = work / "collector.lua"
         script.write_text(LUA.replace("ORIGIN", ORIGIN).replace("SITE_KEY", site["site_key"]))
@@ -129,6 +130,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds sampled")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rollups", choices=("true", "false"), default="true",
+                        help="ASHIATO_ROLLUPS of the collector profiled")  # fmt: skip
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")

@@ -125,6 +125,11 @@ class PostgresDatabase:
 
         return await self._transaction(work)
 
+    async def read_behind(self, script: Script[T]) -> T:
+        """A read for background work: here a read like any other (the work runs on the
+        database server, not in this process)."""
+        return await self.read(script)
+
     async def read(self, script: Script[T]) -> T:
         """Run a read script on one pooled connection (each statement sees what is
         committed when it starts)."""

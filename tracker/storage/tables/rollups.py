@@ -156,19 +156,25 @@ def plan(until: int, limit: int) -> Script[Step | None]:
         return None
     reached = min(until, tallied + limit)
     where, args = NEW_VIEWS, tuple[Any, ...]((tallied, reached))
-    found = yield rows(
-        f"SELECT DISTINCT n.vid FROM events n WHERE {where} AND EXISTS (SELECT 1 FROM events f"
-        f" WHERE f.vid = n.vid AND f.at >= (n.at / {HOUR_MS} + 1) * {HOUR_MS}"
-        " AND f.site_id + 0 = n.site_id AND f.type = 'pageview' AND f.id <= ?)",
-        *args, tallied,
+    # Each new visitor-hour, with the visitor's previous hour: the one before it among
+    # the new, or the latest counted; later than it, the visitor is out of time order.
+    hours = yield rows(
+        f"SELECT site_id, hour, vid, prev FROM (SELECT site_id, vid, at / {HOUR_MS} AS hour,"
+        f" COALESCE(LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}),"
+        " (SELECT MAX(f.at) FROM events f WHERE f.vid = e.vid AND f.site_id + 0 = e.site_id"
+        f" AND f.type = 'pageview' AND f.id <= ?) / {HOUR_MS}, -1) AS prev FROM events e"
+        f" WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS v WHERE prev <> hour",
+        tallied, *args,
     )  # fmt: skip
-    late = sorted(r[0] for r in found)
+    late = sorted({vid for _, hour, vid, prev in hours if prev > hour})
     delta, gone = Tally(), set[VisitorHour]()
     if late:
         before = tally((yield from views_of(late, tallied)))
         after = tally((yield from views_of(late, reached)))
         delta, gone = after.minus(before), after.gone(before)
         where, args = f"{where} AND NOT (vid IN ?)", (*args, late)
+        skip = set(late)
+        hours = [h for h in hours if h[2] not in skip]
     pages = yield rows(
         f"SELECT site_id, at / {HOUR_MS}, url, COUNT(*) FROM events WHERE {where}"
         " GROUP BY 1, 2, 3",
@@ -188,17 +194,8 @@ def plan(until: int, limit: int) -> Script[Step | None]:
                              {tuple(r[:10]): r[10] for r in landings})  # fmt: skip
     delta.views.update(views)
     delta.sessions.update(sessions)
-    # Each new visitor-hour, with the visitor's previous hour: the one before it among
-    # the new, or the latest counted (not later: those visitors were tallied above).
-    visitors = yield rows(
-        f"SELECT site_id, hour, vid, prev FROM (SELECT site_id, vid, at / {HOUR_MS} AS hour,"
-        f" COALESCE(LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}),"
-        " (SELECT MAX(f.at) FROM events f WHERE f.vid = e.vid AND f.site_id + 0 = e.site_id"
-        f" AND f.type = 'pageview' AND f.id <= ?) / {HOUR_MS}, -1) AS prev FROM events e"
-        f" WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS v WHERE prev <> hour",
-        tallied, *args,
-    )  # fmt: skip
-    return Step(state, reached, delta, gone, [tuple(v) for v in visitors])
+    visitors = [h if isinstance(h, tuple) else tuple(h) for h in hours]
+    return Step(state, reached, delta, gone, visitors)
 
 
 def commit(step: Step) -> Script[bool]:
@@ -324,7 +321,7 @@ class RollupTables(Tables):
         until, start = await self.transact(horizon)
         overtaken = 0
         while overtaken < 3:
-            step = await self.read(plan(until, limit))
+            step = await self.read_behind(plan(until, limit))
             if step is None:
                 return max(0, until - start)
             if not await self.transact(partial(commit, step)):
