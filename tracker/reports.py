@@ -181,7 +181,7 @@ class Reports:
         days = [Day(d, visitors[i], series[i][0], series[i][1], new_per[i], hot_per[i])
                 for i, d in enumerate(span.days)]  # fmt: skip
         totals = Totals(visitors[-1], sum(s[0] for s in series), sum(s[1] for s in series),
-                        len(new), len(hot))  # fmt: skip
+                        sum(m.count for m in new), sum(m.count for m in hot))  # fmt: skip
         now = int(self._now() * 1000)
         live = await self.store.live_visitors(site_id, now - LIVE_MS)
         return Dashboard(site_id, start, end, tz, filters, days, totals, top,
@@ -273,7 +273,7 @@ def _narrow(marks: list[LeadMark], filters: Filters) -> list[LeadMark]:
 def _per_day(marks: list[LeadMark], span: _Range) -> list[int]:
     counts = [0] * len(span.days)
     for m in marks:
-        counts[span.day_of_ms(m.at)] += 1
+        counts[span.day_of_ms(m.at)] += m.count
     return counts
 
 
@@ -283,8 +283,8 @@ def attribution(new: list[LeadMark], hot: list[LeadMark]) -> list[Attribution]:
     table: dict[str, list[int]] = {}
     for marks, offset in ((new, 0), (hot, 2)):
         for m in marks:
-            table.setdefault(m.first_campaign, [0, 0, 0, 0])[offset] += 1
-            table.setdefault(m.last_campaign, [0, 0, 0, 0])[offset + 1] += 1
+            table.setdefault(m.first_campaign, [0, 0, 0, 0])[offset] += m.count
+            table.setdefault(m.last_campaign, [0, 0, 0, 0])[offset + 1] += m.count
     ranked = sorted(table.items(), key=lambda kv: (-kv[1][0] - kv[1][1], -kv[1][2], kv[0]))
     return [Attribution(c, *counts) for c, counts in ranked]
 

@@ -14,7 +14,7 @@ from typing import Any
 from tracker.storage.script import Script, rows, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.rollups import VIEW_COLUMNS
-from tracker.storage.tables.tally import DAILY, View
+from tracker.storage.tables.tally import DAILY, HOUR_MS, View
 
 Session = tuple[int, str, str]
 """(site_id, vid, sid)."""
@@ -22,12 +22,14 @@ Session = tuple[int, str, str]
 
 @dataclass(frozen=True, slots=True)
 class LeadMark:
-    """A lead created, or turned hot, at ``at``, with its touches' campaigns."""
+    """``count`` leads created, or turned hot, in the UTC hour starting at ``at``, with
+    the same campaigns of their first and last touch (grouped by the database: a month
+    of a busy site is a few thousand of these, not a row per lead)."""
 
-    lead_id: str
     at: int
     first_campaign: str
     last_campaign: str
+    count: int
 
 
 def hourly_totals(site_id: int, h0: int, h1: int) -> Script[list[tuple[int, int, int]]]:
@@ -78,9 +80,10 @@ def distinct_visitors(site_id: int, spans: Sequence[tuple[int, int]]) -> Script[
 def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
     """Unmerged leads created in the range that have a visitor on the site."""
     found = yield rows(
-        f"SELECT l.id, l.created_at, {CAMPAIGNS} FROM leads l"
+        f"SELECT l.created_at / {HOUR_MS}, {CAMPAIGNS}, COUNT(*) FROM leads l"
         " WHERE l.created_at >= ? AND l.created_at < ? AND l.merged_into IS NULL"
-        " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)",
+        " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)"
+        " GROUP BY 1, 2, 3",
         t0, t1, site_id,
     )  # fmt: skip
     return [_mark(r) for r in found]
@@ -89,8 +92,9 @@ def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
 def hot_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
     """Each time a lead's score crossed into hot on the site in the range."""
     found = yield rows(
-        f"SELECT h.lead_id, h.at, {CAMPAIGNS} FROM hot_crossings h"
-        " JOIN leads l ON l.id = h.lead_id WHERE h.site_id = ? AND h.at >= ? AND h.at < ?",
+        f"SELECT h.at / {HOUR_MS}, {CAMPAIGNS}, COUNT(*) FROM hot_crossings h"
+        " JOIN leads l ON l.id = h.lead_id WHERE h.site_id = ? AND h.at >= ? AND h.at < ?"
+        " GROUP BY 1, 2, 3",
         site_id, t0, t1,
     )  # fmt: skip
     return [_mark(r) for r in found]
@@ -101,7 +105,7 @@ CAMPAIGNS = "l.first_touch ->> 'utm_campaign', l.last_touch ->> 'utm_campaign'"
 
 
 def _mark(r: Sequence[Any]) -> LeadMark:
-    return LeadMark(r[0], r[1], r[2] or "", r[3] or "")
+    return LeadMark(int(r[0]) * HOUR_MS, r[1] or "", r[2] or "", int(r[3]))
 
 
 def live_visitors(site_id: int, since: int) -> Script[int]:
