@@ -256,16 +256,22 @@ def _view(site: Site, vid: str, at: int, path: str = "/") -> Event:
     return Event(site.id, "pageview", vid, at, sid=vid[:16], url=f"https://www.example.co.jp{path}")
 
 
+async def _one_view_each(parts: Parts, visitors: int) -> tuple[Site, Rules, list[str]]:
+    """A new site and one page view on day 1 from each of ``visitors`` visitors."""
+    site = await parts.store.add_site(key="k" * 16, name="shop", consent_mode="notice",
+                                      origins=["https://www.example.co.jp"], now=T0)  # fmt: skip
+    rules = Rules({site.id: "notice"})
+    vids = [f"{n:032x}" for n in range(visitors)]
+    await parts.store.write_batch([_view(site, v, T0 + DAY + n) for n, v in enumerate(vids)],
+                                  rules)  # fmt: skip
+    return site, rules, vids
+
+
 @pytest.mark.anyio
 async def test_with_rollups_off_the_dashboard_reads_events_and_on_again_they_catch_up(
     parts: Parts,
 ) -> None:
-    site = await parts.store.add_site(key="k" * 16, name="shop", consent_mode="notice",
-                                      origins=["https://www.example.co.jp"], now=T0)  # fmt: skip
-    rules = Rules({site.id: "notice"})
-    vids = [f"{n:032x}" for n in range(5)]
-    await parts.store.write_batch([_view(site, v, T0 + DAY + n) for n, v in enumerate(vids)],
-                                  rules)  # fmt: skip
+    site, rules, vids = await _one_view_each(parts, 5)
     until = START + dt.timedelta(days=2)
     parts.store.rollups_on = False
     board = await Reports(parts.store).dashboard(site.id, START, until, tz="UTC")
@@ -359,23 +365,18 @@ async def test_a_step_overtaken_by_a_delete_is_counted_again_and_reused_ids_coun
     such a page view is counted all the same."""
     from functools import partial
 
-    from tracker.storage.tables import rollups
+    from tracker.storage.tables import catchup
 
-    site = await parts.store.add_site(key="k" * 16, name="shop", consent_mode="notice",
-                                      origins=["https://www.example.co.jp"], now=T0)  # fmt: skip
-    rules = Rules({site.id: "notice"})
-    vids = [f"{n:032x}" for n in range(6)]
-    await parts.store.write_batch([_view(site, v, T0 + DAY + n) for n, v in enumerate(vids)],
-                                  rules)  # fmt: skip
-    until, _ = await parts.store.transact(rollups.horizon)
-    step = await parts.store.read(rollups.plan(until, 1000))
+    site, rules, vids = await _one_view_each(parts, 6)
+    until, _ = await parts.store.transact(catchup.horizon)
+    step = await parts.store.read(catchup.plan(until, 1000))
     assert step is not None
     # The newest visitor is erased meanwhile (its page view had the highest id).
     found = await parts.identity.identify(site, vids[-1], {"email": "z@example.jp"},
                                           evidence="api", at=T0 + DAY)  # fmt: skip
     assert isinstance(found, Identified)
     await parts.requests.erase(await parts.requests.find(lead=found.lead.id), actor="test")
-    assert not await parts.store.transact(partial(rollups.commit, step))
+    assert not await parts.store.transact(partial(catchup.commit, step))
     await parts.store.catch_up_rollups()
     # A page view counted, then erased: on SQLite its id, the highest, goes to the next
     # page view, which counts all the same.

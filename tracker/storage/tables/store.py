@@ -6,6 +6,7 @@ from __future__ import annotations
 from tracker.storage.tables.access import AccessTables
 from tracker.storage.tables.audit import AuditTables
 from tracker.storage.tables.browsing import BrowsingTables
+from tracker.storage.tables.catchup import RollupTables
 from tracker.storage.tables.console import ConsoleTables
 from tracker.storage.tables.disclosure import DisclosureTables
 from tracker.storage.tables.events import EventTables
@@ -16,7 +17,6 @@ from tracker.storage.tables.matching import MatchingTables
 from tracker.storage.tables.merges import MergeTables
 from tracker.storage.tables.reports import ReportTables
 from tracker.storage.tables.retention import RetentionTables
-from tracker.storage.tables.rollups import RollupTables
 from tracker.storage.tables.scoring import ScoringTables
 from tracker.storage.tables.serverside import ServerSideTables
 from tracker.storage.tables.sites import SiteTables

@@ -1,5 +1,5 @@
 -- The roll-ups are counted after the commit by a catch-up job (tracker/storage/tables/
--- rollups.py), no longer inside each ingest transaction: `tallied` is the highest
+-- catchup.py), no longer inside each ingest transaction: `tallied` is the highest
 -- events.id counted, `deletes` how many deletes of events there were (a step counted
 -- before one is counted again). Roll-ups that covered every visitor (watermark NULL)
 -- cover every event so far; others (a database that had events before 0010, or a
