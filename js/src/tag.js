@@ -167,7 +167,8 @@
       if (!/^http/.test(u.protocol)) return;
       const name = a.hasAttribute('download') || FILES.test(u.pathname) ? 'download'
         : u.host != loc.host ? 'outbound' : '';
-      if (name) track('event', {name, props: {url: u.href}});
+      // Sent at once: the browser is about to leave the page.
+      if (name) track('event', {name, props: {url: u.href}}), flush();
     };
     on(d, 'click', click);
     on(d, 'auxclick', click);

@@ -191,8 +191,10 @@ def settle(
     merge): its score for lists, and ``lead.hot`` once per upward crossing. ``before``:
     the score before, when not the ledger less ``new`` (a rescore)."""
     root = yield from resolve(lead_id)
-    if (yield value("SELECT id FROM leads WHERE id = ?", root)) is None:
-        return False  # erased since its change was read: nothing to settle
+    # Held until commit (an erasure's delete waits for it); gone: erased since its change
+    # was read, nothing to settle (the score row would name a lead no longer there).
+    if (yield value("SELECT id FROM leads WHERE id = ? FOR KEY SHARE", root)) is None:
+        return False
     state = yield from lock_state(root, rules.site_id, rules.version, now)
     entries = yield from counted_entries(root, rules.site_id)
     if before is None:
