@@ -92,14 +92,14 @@ def page_views(
 def leads(count: int, now: int, rng: random.Random) -> Iterator[tuple[Any, ...]]:
     for _ in range(count):
         created = now - rng.randrange(90 * DAY_MS)
-        first = orjson.dumps({"utm_campaign": rng.choice(CAMPAIGNS)}).decode()
-        last = orjson.dumps({"utm_campaign": rng.choice(CAMPAIGNS)}).decode()
+        first, last = rng.choice(CAMPAIGNS), rng.choice(CAMPAIGNS)
         yield ("ld_" + secrets.token_hex(12), secrets.token_bytes(32), "k", b"sealed",
-               first, last, created, created)  # fmt: skip
+               orjson.dumps({"utm_campaign": first}).decode(),
+               orjson.dumps({"utm_campaign": last}).decode(), created, created, first, last)  # fmt: skip
 
 
 LEAD_COLUMNS = ("id", "email_index", "key_id", "email", "first_touch", "last_touch",
-                "created_at", "updated_at")  # fmt: skip
+                "created_at", "updated_at", "first_campaign", "last_campaign")  # fmt: skip
 
 
 def fill_sqlite(path: Path, site_id: int, args: argparse.Namespace, now: int) -> None:
@@ -111,8 +111,8 @@ def fill_sqlite(path: Path, site_id: int, args: argparse.Namespace, now: int) ->
     db.execute("BEGIN")
     db.executemany(events_sql, page_views(site_id, args.events, now, rng))
     made = list(leads(args.leads, now, rng))
-    db.executemany(f"INSERT INTO leads ({', '.join(LEAD_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)",
-                   made)  # fmt: skip
+    db.executemany(f"INSERT INTO leads ({', '.join(LEAD_COLUMNS)})"
+                   f" VALUES ({', '.join('?' * len(LEAD_COLUMNS))})", made)  # fmt: skip
     db.executemany(
         "INSERT INTO links (vid, lead_id, site_id, evidence, began_at, valid_from)"
         " VALUES (?, ?, ?, 'api', ?, 0)",

@@ -88,6 +88,40 @@ async def test_migrations_are_numbered_recorded_and_idempotent(store_url: str) -
 
 
 @pytest.mark.anyio
+async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touches(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracker.storage import migrations_runner
+    from tracker.storage.script import rows, run
+
+    every = migrations_runner.migrations
+    monkeypatch.setattr(migrations_runner, "migrations",
+                        lambda folder: [m for m in every(folder) if m[0] < 13])  # fmt: skip
+    store = open_store(store_url)
+    assert (await store.migrate())[-1] == 12
+    touches = [('{"utm_campaign": "autumn", "referrer": "x"}', '{"utm_campaign": "expo"}'),
+               ('{"referrer": "https://www.google.com/"}', None), (None, None)]  # fmt: skip
+
+    def leads() -> object:
+        for i, (first, last) in enumerate(touches):
+            yield run("INSERT INTO leads (id, email_index, key_id, email, first_touch,"
+                      " last_touch, created_at, updated_at) VALUES (?, ?, 'k', ?, ?, ?, 1, 1)",
+                      f"ld_{i}", bytes([i]) * 32, b"sealed", first, last)  # fmt: skip
+
+    await store.transact(leads)
+    monkeypatch.undo()
+    assert await store.migrate() == [13]
+
+    def campaigns() -> object:
+        return (yield rows("SELECT id, first_campaign, last_campaign FROM leads ORDER BY id"))
+
+    found = await store.read(campaigns())
+    await store.close()
+    assert [tuple(r) for r in found] == [("ld_0", "autumn", "expo"), ("ld_1", None, None),
+                                         ("ld_2", None, None)]  # fmt: skip
+
+
+@pytest.mark.anyio
 async def test_sites_and_events_round_trip(store: Store) -> None:
     site = await store.add_site(
         key="k", name="shop", origins=["https://x.jp"], consent_mode="opt-in", now=5

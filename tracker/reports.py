@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.errors import Invalid
 from tracker.storage import Store
-from tracker.storage.tables.reports import LeadMark
+from tracker.storage.tables.reports import LeadCounts, Readings
 from tracker.storage.tables.tally import HOUR_MS, SESSION_DIMENSIONS, Tally, View, tally
 from tracker.urls import path_of
 
@@ -170,42 +170,23 @@ class Reports:
     ) -> Dashboard:
         span = date_range(start, end, tz)
         raw = filters.any or not await self.store.rollups_ready()
+        t0, t1 = span.bounds[0], span.bounds[-1]
         if raw:
             series, visitors, top = await self._from_events(site_id, span, filters, limit)
-        else:
-            series, visitors, top = await self._from_rollups(site_id, span, limit)
-        t0, t1 = span.bounds[0], span.bounds[-1]
-        new = _narrow(await self.store.new_leads(site_id, t0, t1), filters)
-        hot = _narrow(await self.store.hot_leads(site_id, t0, t1), filters)
-        new_per, hot_per = _per_day(new, span), _per_day(hot, span)
+        found = await self.store.readings(
+            site_id, None if raw else span.hours, t0, t1, dims=list(TOP_LISTS.values()),
+            limit=limit, campaign=filters.campaign, live_since=int(self._now() * 1000) - LIVE_MS,
+        )  # fmt: skip
+        if not raw:
+            series, visitors, top = _from_rollups(found, span)
+        new_per, hot_per = _per_day(found.new, span), _per_day(found.hot, span)
         days = [Day(d, visitors[i], series[i][0], series[i][1], new_per[i], hot_per[i])
                 for i, d in enumerate(span.days)]  # fmt: skip
         totals = Totals(visitors[-1], sum(s[0] for s in series), sum(s[1] for s in series),
-                        sum(m.count for m in new), sum(m.count for m in hot))  # fmt: skip
-        now = int(self._now() * 1000)
-        live = await self.store.live_visitors(site_id, now - LIVE_MS)
+                        sum(new_per), sum(hot_per))  # fmt: skip
         return Dashboard(site_id, start, end, tz, filters, days, totals, top,
-                         attribution(new, hot), live, "events" if raw else "rollups")  # fmt: skip
-
-    async def _from_rollups(
-        self, site_id: int, span: _Range, limit: int
-    ) -> tuple[list[list[int]], list[int], dict[str, list[Row]]]:
-        h0, h1 = span.hours[0], span.hours[-1]
-        series = [[0, 0] for _ in span.days]
-        for hour, views, sessions in await self.store.hourly_totals(site_id, h0, h1):
-            day = series[span.day_of_hour(hour)]
-            day[0] += views
-            day[1] += sessions
-        visitors = await self._visitors(site_id, span)
-        top = {name: [Row(*r) for r in await self.store.top_values(site_id, dim, h0, h1,
-                                                                     limit=limit)]
-               for name, dim in TOP_LISTS.items()}  # fmt: skip
-        return series, visitors, top
-
-    async def _visitors(self, site_id: int, span: _Range) -> list[int]:
-        """Per day, then over the whole range (a range count each: see the module)."""
-        spans = list(zip(span.hours, span.hours[1:], strict=False))
-        return await self.store.distinct_visitors(site_id, [*spans, (spans[0][0], spans[-1][1])])
+                         attribution(found.new, found.hot), found.live,
+                         "events" if raw else "rollups")  # fmt: skip
 
     async def _from_events(
         self, site_id: int, span: _Range, filters: Filters, limit: int
@@ -214,6 +195,19 @@ class Reports:
         views, earlier = await self.store.page_views(site_id, span.bounds[0], span.bounds[-1], utm)
         counted = tally(matching(views, filters), earlier)
         return summarize(counted, span, limit)
+
+
+def _from_rollups(
+    found: Readings, span: _Range
+) -> tuple[list[list[int]], list[int], dict[str, list[Row]]]:
+    """The roll-ups' readings by local day (an hour regroups into its day)."""
+    series = [[0, 0] for _ in span.days]
+    for hour, views, sessions in found.hourly:
+        day = series[span.day_of_hour(hour)]
+        day[0] += views
+        day[1] += sessions
+    top = {name: [Row(*r) for r in rows] for name, rows in zip(TOP_LISTS, found.top, strict=True)}
+    return series, found.visitors, top
 
 
 def matching(views: list[View], filters: Filters) -> list[View]:
@@ -264,27 +258,21 @@ def summarize(
     return series, visitors, top
 
 
-def _narrow(marks: list[LeadMark], filters: Filters) -> list[LeadMark]:
-    if filters.campaign is None:
-        return marks
-    return [m for m in marks if filters.campaign in (m.first_campaign, m.last_campaign)]
+def _per_day(counts: LeadCounts, span: _Range) -> list[int]:
+    per_day = [0] * len(span.days)
+    for at, count in counts.hours:
+        per_day[span.day_of_ms(at)] += count
+    return per_day
 
 
-def _per_day(marks: list[LeadMark], span: _Range) -> list[int]:
-    counts = [0] * len(span.days)
-    for m in marks:
-        counts[span.day_of_ms(m.at)] += m.count
-    return counts
-
-
-def attribution(new: list[LeadMark], hot: list[LeadMark]) -> list[Attribution]:
+def attribution(new: LeadCounts, hot: LeadCounts) -> list[Attribution]:
     """Per campaign ("" for none): leads and hot crossings by first and by last touch,
     the most new leads first."""
     table: dict[str, list[int]] = {}
-    for marks, offset in ((new, 0), (hot, 2)):
-        for m in marks:
-            table.setdefault(m.first_campaign, [0, 0, 0, 0])[offset] += m.count
-            table.setdefault(m.last_campaign, [0, 0, 0, 0])[offset + 1] += m.count
+    for counts, offset in ((new, 0), (hot, 2)):
+        for first, last, count in counts.campaigns:
+            table.setdefault(first, [0, 0, 0, 0])[offset] += count
+            table.setdefault(last, [0, 0, 0, 0])[offset + 1] += count
     ranked = sorted(table.items(), key=lambda kv: (-kv[1][0] - kv[1][1], -kv[1][2], kv[0]))
     return [Attribution(c, *counts) for c, counts in ranked]
 

@@ -50,7 +50,7 @@ from tracker.storage.records import (
     WriteItem,
     WriteResult,
 )
-from tracker.storage.tables.reports import LeadMark
+from tracker.storage.tables.reports import Readings
 
 
 class Store(Protocol):
@@ -456,21 +456,20 @@ class Store(Protocol):
 
     async def rebuild_rollups(self, *, limit: int = 20_000) -> None: ...
 
-    async def hourly_totals(self, site_id: int, h0: int, h1: int) -> list[tuple[int, int, int]]:
-        """(hour, page views, sessions) for each hour in ``[h0, h1)`` that has some."""
-
-    async def top_values(
-        self, site_id: int, dim: str, h0: int, h1: int, *, limit: int
-    ) -> list[tuple[str, int, int]]: ...
-
-    async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
-        """Distinct visitors in each span of hours."""
-
-    async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...
-
-    async def hot_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]: ...
-
-    async def live_visitors(self, site_id: int, since: int) -> int: ...
+    async def readings(
+        self,
+        site_id: int,
+        hours: Sequence[int] | None,
+        t0: int,
+        t1: int,
+        *,
+        dims: Sequence[str],
+        limit: int,
+        campaign: str | None,
+        live_since: int,
+    ) -> Readings:
+        """The dashboard's reads at once: the roll-ups' for the days starting at ``hours``
+        (None: none), new and hot leads in ``[t0, t1)`` (of ``campaign``), the live count."""
 
     async def page_views(
         self, site_id: int, t0: int, t1: int, utm: Sequence[str | None] = ...

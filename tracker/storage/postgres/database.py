@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -129,6 +129,11 @@ class PostgresDatabase:
         """A read for background work: here a read like any other (the work runs on the
         database server, not in this process)."""
         return await self.read(script)
+
+    async def read_all(self, scripts: Sequence[Script[Any]]) -> list[Any]:
+        """Independent read scripts at once, each on a pooled connection of its own (the
+        database server runs them side by side); results in the order given."""
+        return list(await asyncio.gather(*(self.read(script) for script in scripts)))
 
     async def read(self, script: Script[T]) -> T:
         """Run a read script on one pooled connection (each statement sees what is

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -155,8 +155,9 @@ class SQLiteDatabase:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._writer = WriteThread(self.path)
-        self._reader: aiosqlite.Connection | None = None
-        self._behind: aiosqlite.Connection | None = None
+        self._readers: dict[str, aiosqlite.Connection] = {}
+        """Read-only connections, opened when first used: ``reader``; ``aside`` (a second
+        one for ``read_all``); ``behind`` (background work, lowest CPU priority)."""
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._last_checkpoint = time.monotonic()
@@ -198,40 +199,48 @@ class SQLiteDatabase:
 
     async def read(self, script: Script[T]) -> T:
         """Run a read script on the reader connection (committed data only)."""
-        return await drive_async(script, self._read_step)
+        return await drive_async(script, partial(self._read_step, "reader"))
 
-    async def _read_step(self, step: Step) -> Any:
-        assert isinstance(step, Sql), "a read script only reads"
-        found = await self._read(*dialect.statement(step.text, step.args))
-        return dialect.answer(step.fetch, found, -1)
+    async def read_all(self, scripts: Sequence[Script[Any]]) -> list[Any]:
+        """Independent read scripts at once (the dashboard's), two at a time: on the reader
+        and on a second connection, so two queries use two cores (sqlite3 lets go of the
+        GIL while SQLite works); results in the order given."""
+        free: asyncio.Queue[str] = asyncio.Queue()
+        for name in ("reader", "aside"):
+            free.put_nowait(name)
+
+        async def one(script: Script[Any]) -> Any:
+            name = await free.get()
+            try:
+                return await drive_async(script, partial(self._read_step, name))
+            finally:
+                free.put_nowait(name)
+
+        return list(await asyncio.gather(*(one(script) for script in scripts)))
 
     async def read_behind(self, script: Script[T]) -> T:
         """A read for background work (the roll-ups' catch-up), on a connection of its own
         whose thread runs at the lowest CPU priority: when the machine is busy, ingest's
         writer and the API's reads go first (``bench/console.py --ingest``: p99 17 ms
         instead of 22, and a steadier share of the floor)."""
-        return await drive_async(script, self._behind_step)
+        return await drive_async(script, partial(self._read_step, "behind"))
 
-    async def _behind_step(self, step: Step) -> Any:
+    async def _read_step(self, name: str, step: Step) -> Any:
         assert isinstance(step, Sql), "a read script only reads"
-        if self._behind is None:
-            async with self._open_lock:
-                if self._behind is None:
-                    conn = await _guard(self._connect("PRAGMA query_only=ON"))
-                    # A function runs on the connection's own thread: it lowers that one.
-                    await conn.create_function("ashiato_behind", 0, _lowest_priority)
-                    await conn.execute("SELECT ashiato_behind()")
-                    self._behind = conn
-        sql, params = dialect.statement(step.text, step.args)
-        found = list(await _guard(self._behind.execute_fetchall(sql, tuple(params))))
+        found = await self._read(*dialect.statement(step.text, step.args), on=name)
         return dialect.answer(step.fetch, found, -1)
 
-    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        if self._reader is None:
+    async def _read(self, sql: str, params: Iterable[Any] = (), *, on: str = "reader") -> list[Any]:
+        conn = self._readers.get(on)
+        if conn is None:
             async with self._open_lock:
-                if self._reader is None:
-                    self._reader = await _guard(self._connect("PRAGMA query_only=ON"))
-        return list(await _guard(self._reader.execute_fetchall(sql, tuple(params))))
+                if (conn := self._readers.get(on)) is None:
+                    conn = await _guard(self._connect("PRAGMA query_only=ON"))
+                    if on == "behind":  # a function runs on the connection's own thread
+                        await conn.create_function("ashiato_behind", 0, _lowest_priority)
+                        await conn.execute("SELECT ashiato_behind()")
+                    self._readers[on] = conn
+        return list(await _guard(conn.execute_fetchall(sql, tuple(params))))
 
     async def truncate_wal(self) -> bool:
         """Fold the WAL into the database and truncate it, so deleted personal data does not
@@ -257,10 +266,10 @@ class SQLiteDatabase:
     async def close(self) -> None:
         if self._checkpoint_task is not None:
             await self._checkpoint_task
-        for conn in (self._reader, self._behind, self._checkpointer):
+        for conn in (*self._readers.values(), self._checkpointer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._behind = self._checkpointer = None
+        self._readers, self._checkpointer = {}, None
         await self._writer.close()
 
     async def ping(self) -> None:

@@ -9,7 +9,8 @@ and the migrations behind them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tracker.storage.script import Script, ScriptFactory
 
@@ -26,3 +27,5 @@ class Tables:
         async def read(self, script: Script[T]) -> T: ...
 
         async def read_behind(self, script: Script[T]) -> T: ...
+
+        async def read_all(self, scripts: Sequence[Script[Any]]) -> list[Any]: ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from tracker.errors import Conflict
 from tracker.storage.records import (
@@ -53,15 +54,23 @@ LEADS_PER_QUERY = 400
 
 
 # -- leads ---------------------------------------------------------------------------
+def campaign_of(touch: dict[str, Any] | None) -> str | None:
+    """A touch's UTM campaign, kept beside the touch for the dashboard's lead counts."""
+    found = touch.get("utm_campaign") if touch else None
+    return found if isinstance(found, str) else None
+
+
 def create_lead(lead: LeadRow) -> Script[tuple[LeadRow, bool]]:
     """Two collectors identifying one email at once (PostgreSQL): the second INSERT
     waits for the first to commit, then does nothing and reads the first one's lead."""
     created = yield value(
-        f"INSERT INTO leads ({LEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO leads ({LEAD_COLUMNS}, first_campaign, last_campaign)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (email_index) DO NOTHING RETURNING id",
         lead.id, lead.email_index, lead.key_id, lead.email, lead.name, lead.company,
         lead.phone, lead.fields, to_json(lead.first_touch), to_json(lead.last_touch), None,
-        lead.created_at, lead.updated_at,
+        lead.created_at, lead.updated_at, campaign_of(lead.first_touch),
+        campaign_of(lead.last_touch),
     )  # fmt: skip
     if created is None:
         found = yield row(f"SELECT {LEAD_COLUMNS} FROM leads WHERE email_index = ?",
@@ -181,9 +190,9 @@ def _fold_touches(vid: str, lead_id: str, since: int, rules: StitchRules, at: in
     first, last = (from_json(stored[0]), from_json(stored[1])) if stored else (None, None)
     first, last = rules.fold(first, last, touches)
     yield run(
-        "UPDATE leads SET first_touch = ?, last_touch = ?,"
-        " updated_at = GREATEST(updated_at, ?) WHERE id = ?",
-        to_json(first), to_json(last), at, lead_id,
+        "UPDATE leads SET first_touch = ?, last_touch = ?, first_campaign = ?,"
+        " last_campaign = ?, updated_at = GREATEST(updated_at, ?) WHERE id = ?",
+        to_json(first), to_json(last), campaign_of(first), campaign_of(last), at, lead_id,
     )  # fmt: skip
 
 

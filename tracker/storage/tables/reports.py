@@ -7,6 +7,7 @@ in ms. Answers are plain tuples of numbers and strings; ``tracker.reports`` shap
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,15 +22,14 @@ Session = tuple[int, str, str]
 
 
 @dataclass(frozen=True, slots=True)
-class LeadMark:
-    """``count`` leads created, or turned hot, in the UTC hour starting at ``at``, with
-    the same campaigns of their first and last touch (grouped by the database: a month
-    of a busy site is a few thousand of these, not a row per lead)."""
+class LeadCounts:
+    """Leads created, or turned hot, in a range, counted by the database in one statement
+    (a month of a busy site is tens of thousands of leads; this is a few hundred rows)."""
 
-    at: int
-    first_campaign: str
-    last_campaign: str
-    count: int
+    hours: list[tuple[int, int]]
+    """(ms at the start of a UTC hour, how many in it), for the hours with some."""
+    campaigns: list[tuple[str, str, int]]
+    """(campaign of the first touch, of the last touch, how many); "" for none."""
 
 
 def hourly_totals(site_id: int, h0: int, h1: int) -> Script[list[tuple[int, int, int]]]:
@@ -77,35 +77,48 @@ def distinct_visitors(site_id: int, spans: Sequence[tuple[int, int]]) -> Script[
     return counts
 
 
-def new_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
-    """Unmerged leads created in the range that have a visitor on the site."""
-    found = yield rows(
-        f"SELECT l.created_at / {HOUR_MS}, {CAMPAIGNS}, COUNT(*) FROM leads l"
-        " WHERE l.created_at >= ? AND l.created_at < ? AND l.merged_into IS NULL"
-        " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)"
-        " GROUP BY 1, 2, 3",
-        t0, t1, site_id,
-    )  # fmt: skip
-    return [_mark(r) for r in found]
+def new_leads(site_id: int, t0: int, t1: int, campaign: str | None) -> Script[LeadCounts]:
+    """Unmerged leads created in the range that have a visitor on the site; with
+    ``campaign``, those whose first or last touch has it."""
+    return (yield from _lead_counts(
+        "SELECT l.created_at AS at, {touches} FROM leads l WHERE l.created_at >= ?"
+        " AND l.created_at < ? AND l.merged_into IS NULL"
+        " AND EXISTS (SELECT 1 FROM links k WHERE k.lead_id = l.id AND k.site_id = ?)",
+        (t0, t1, site_id), campaign,
+    ))  # fmt: skip
 
 
-def hot_leads(site_id: int, t0: int, t1: int) -> Script[list[LeadMark]]:
+def hot_leads(site_id: int, t0: int, t1: int, campaign: str | None) -> Script[LeadCounts]:
     """Each time a lead's score crossed into hot on the site in the range."""
+    return (yield from _lead_counts(
+        "SELECT h.at AS at, {touches} FROM hot_crossings h JOIN leads l ON l.id = h.lead_id"
+        " WHERE h.site_id = ? AND h.at >= ? AND h.at < ?",
+        (site_id, t0, t1), campaign,
+    ))  # fmt: skip
+
+
+TOUCHES = (
+    "COALESCE(l.first_campaign, '') AS first_campaign,"
+    " COALESCE(l.last_campaign, '') AS last_campaign"
+)
+"""The campaigns of a lead's first and last touch (kept beside the touches' JSON)."""
+
+
+def _lead_counts(chosen: str, args: tuple[Any, ...], campaign: str | None) -> Script[LeadCounts]:
+    """``chosen`` (a time ``at`` and the ``TOUCHES`` per lead) counted per UTC hour and
+    per pair of campaigns: one pass over the leads, materialized once for both counts."""
+    narrow, extra = ("", ()) if campaign is None else (
+        " WHERE ? IN (first_campaign, last_campaign)", (campaign,))  # fmt: skip
     found = yield rows(
-        f"SELECT h.at / {HOUR_MS}, {CAMPAIGNS}, COUNT(*) FROM hot_crossings h"
-        " JOIN leads l ON l.id = h.lead_id WHERE h.site_id = ? AND h.at >= ? AND h.at < ?"
-        " GROUP BY 1, 2, 3",
-        site_id, t0, t1,
+        f"WITH m AS MATERIALIZED ({chosen.format(touches=TOUCHES)})"
+        f" SELECT 0, at / {HOUR_MS}, '', '', COUNT(*) FROM m{narrow} GROUP BY at / {HOUR_MS}"
+        f" UNION ALL SELECT 1, 0, first_campaign, last_campaign, COUNT(*) FROM m{narrow}"
+        " GROUP BY first_campaign, last_campaign",
+        *args, *extra, *extra,
     )  # fmt: skip
-    return [_mark(r) for r in found]
-
-
-CAMPAIGNS = "l.first_touch ->> 'utm_campaign', l.last_touch ->> 'utm_campaign'"
-"""The campaigns of a lead's first and last touch (JSON), read by the database."""
-
-
-def _mark(r: Sequence[Any]) -> LeadMark:
-    return LeadMark(int(r[0]) * HOUR_MS, r[1] or "", r[2] or "", int(r[3]))
+    hours = [(int(r[1]) * HOUR_MS, int(r[4])) for r in found if r[0] == 0]
+    pairs = [(str(r[2]), str(r[3]), int(r[4])) for r in found if r[0] == 1]
+    return LeadCounts(hours, pairs)
 
 
 def live_visitors(site_id: int, since: int) -> Script[int]:
@@ -167,28 +180,55 @@ def _views_of(vids: list[str], site_id: int, t0: int, t1: int) -> Script[list[Vi
     return views
 
 
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """What the dashboard reads for a range, all at once (``ReportTables.readings``)."""
+
+    hourly: list[tuple[int, int, int]]
+    """(UTC hour, page views, sessions) for the hours with some; from the roll-ups."""
+    visitors: list[int]
+    """Distinct visitors per day, then over the whole range; from the roll-ups."""
+    top: list[list[tuple[str, int, int]]]
+    """Per dimension asked: (value, page views, sessions), the biggest first."""
+    new: LeadCounts
+    hot: LeadCounts
+    live: int
+
+
 class ReportTables(Tables):
     """The dashboard's reads: mixed into both stores."""
 
-    async def hourly_totals(self, site_id: int, h0: int, h1: int) -> list[tuple[int, int, int]]:
-        return await self.read(hourly_totals(site_id, h0, h1))
-
-    async def top_values(
-        self, site_id: int, dim: str, h0: int, h1: int, *, limit: int
-    ) -> list[tuple[str, int, int]]:
-        return await self.read(top_values(site_id, dim, h0, h1, limit))
-
-    async def distinct_visitors(self, site_id: int, spans: Sequence[tuple[int, int]]) -> list[int]:
-        return await self.read(distinct_visitors(site_id, spans))
-
-    async def new_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
-        return await self.read(new_leads(site_id, t0, t1))
-
-    async def hot_leads(self, site_id: int, t0: int, t1: int) -> list[LeadMark]:
-        return await self.read(hot_leads(site_id, t0, t1))
-
-    async def live_visitors(self, site_id: int, since: int) -> int:
-        return await self.read(live_visitors(site_id, since))
+    async def readings(
+        self,
+        site_id: int,
+        hours: Sequence[int] | None,
+        t0: int,
+        t1: int,
+        *,
+        dims: Sequence[str],
+        limit: int,
+        campaign: str | None,
+        live_since: int,
+    ) -> Readings:
+        """The dashboard's reads, independent of each other, at once (``read_all``): the
+        roll-ups' for the days starting at ``hours`` (UTC hours; the last one ends the
+        range; None: not from the roll-ups), and the leads' in ``[t0, t1)``."""
+        days = list(itertools.pairwise(hours)) if hours else []
+        rollups = [
+            distinct_visitors(site_id, days),
+            distinct_visitors(site_id, [(hours[0], hours[-1])]),
+            hourly_totals(site_id, hours[0], hours[-1]),
+            *(top_values(site_id, dim, hours[0], hours[-1], limit) for dim in dims),
+        ] if hours else []  # fmt: skip
+        found = await self.read_all([
+            new_leads(site_id, t0, t1, campaign), *rollups,
+            hot_leads(site_id, t0, t1, campaign), live_visitors(site_id, live_since),
+        ])  # fmt: skip
+        new, *rolled, hot, live = found
+        if not rolled:
+            return Readings([], [], [], new, hot, live)
+        per_day, total, hourly, *top = rolled
+        return Readings(hourly, per_day + total, top, new, hot, live)
 
     async def page_views(
         self, site_id: int, t0: int, t1: int, utm: Sequence[str | None] = (None, None, None)
