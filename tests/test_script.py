@@ -157,3 +157,45 @@ def _insert_clashing() -> Script[list[int]]:
 @pytest.mark.anyio
 async def test_a_bulk_insert_says_what_a_clash_means(database: Database) -> None:
     assert await database.transact(_insert_clashing) == [6, 2, 3]
+
+
+@pytest.mark.anyio
+async def test_read_all_runs_scripts_side_by_side_and_answers_in_order(
+    database: Database,
+) -> None:
+    def fill() -> Script[None]:
+        yield Insert("t", ("id", "name", "n"), [(i, f"n{i}", i * 10) for i in range(1, 6)])
+
+    await database.transact(fill)
+
+    def ask(i: int) -> Script[tuple[int, str]]:
+        found = yield row("SELECT n, name FROM t WHERE id = ?", i)
+        again = yield value("SELECT COUNT(*) FROM t WHERE n <= ?", found[0])
+        return int(again), str(found[1])
+
+    assert await database.read_all([ask(i) for i in (5, 1, 3, 2, 4)]) == [
+        (5, "n5"), (1, "n1"), (3, "n3"), (2, "n2"), (4, "n4")
+    ]  # fmt: skip
+    assert await database.read_all([]) == []
+
+
+@pytest.mark.anyio
+async def test_in_lanes_runs_at_most_one_script_per_lane_at_once() -> None:
+    import asyncio
+
+    from tracker.storage.script import in_lanes
+
+    running, most = 0, 0
+
+    async def lane(script: Script[Any]) -> Any:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return next(script).text  # the script's first statement stands for its answer
+
+    scripts = [iter([run(f"SELECT {i}")]) for i in range(7)]
+    found = await in_lanes(scripts, [lane, lane, lane])  # type: ignore[arg-type]
+    assert found == [f"SELECT {i}" for i in range(7)]
+    assert most == 3

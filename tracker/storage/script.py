@@ -27,6 +27,7 @@ transaction (``ON CONFLICT`` says what a clash means instead).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -176,6 +177,25 @@ async def drive_async(script: Script[T], execute: Callable[[Step], Awaitable[Any
         return done.value  # type: ignore[no-any-return]
     finally:
         script.close()
+
+
+async def in_lanes(
+    scripts: Sequence[Script[Any]], lanes: Sequence[Callable[[Script[Any]], Awaitable[Any]]]
+) -> list[Any]:
+    """Run independent read scripts side by side, one per lane (a connection) at a time,
+    each taking the next free lane; their results in the order given."""
+    free: asyncio.Queue[Callable[[Script[Any]], Awaitable[Any]]] = asyncio.Queue()
+    for lane in lanes:
+        free.put_nowait(lane)
+
+    async def one(script: Script[Any]) -> Any:
+        lane = await free.get()
+        try:
+            return await lane(script)
+        finally:
+            free.put_nowait(lane)
+
+    return list(await asyncio.gather(*(one(script) for script in scripts)))
 
 
 def text_key(text: str) -> int:

@@ -27,7 +27,15 @@ import aiosqlite
 
 from tracker.errors import StorageError
 from tracker.storage.migrations_runner import pending
-from tracker.storage.script import Script, ScriptFactory, Sql, Step, drive, drive_async
+from tracker.storage.script import (
+    Script,
+    ScriptFactory,
+    Sql,
+    Step,
+    drive,
+    drive_async,
+    in_lanes,
+)
 from tracker.storage.sqlite import dialect
 
 T = TypeVar("T")
@@ -199,31 +207,24 @@ class SQLiteDatabase:
 
     async def read(self, script: Script[T]) -> T:
         """Run a read script on the reader connection (committed data only)."""
-        return await drive_async(script, partial(self._read_step, "reader"))
+        return await self._read_on("reader", script)
 
     async def read_all(self, scripts: Sequence[Script[Any]]) -> list[Any]:
-        """Independent read scripts at once (the dashboard's), two at a time: on the reader
-        and on a second connection, so two queries use two cores (sqlite3 lets go of the
-        GIL while SQLite works); results in the order given."""
-        free: asyncio.Queue[str] = asyncio.Queue()
-        for name in ("reader", "aside"):
-            free.put_nowait(name)
+        """Independent read scripts (the dashboard's) two at a time: on the reader and on
+        a second connection, so two queries use two cores (sqlite3 lets go of the GIL
+        while SQLite works); results in the order given."""
+        lanes = [partial(self._read_on, name) for name in ("reader", "aside")]
+        return await in_lanes(scripts, lanes)
 
-        async def one(script: Script[Any]) -> Any:
-            name = await free.get()
-            try:
-                return await drive_async(script, partial(self._read_step, name))
-            finally:
-                free.put_nowait(name)
-
-        return list(await asyncio.gather(*(one(script) for script in scripts)))
+    async def _read_on(self, name: str, script: Script[T]) -> T:
+        return await drive_async(script, partial(self._read_step, name))
 
     async def read_behind(self, script: Script[T]) -> T:
         """A read for background work (the roll-ups' catch-up), on a connection of its own
         whose thread runs at the lowest CPU priority: when the machine is busy, ingest's
         writer and the API's reads go first (``bench/console.py --ingest``: p99 17 ms
         instead of 22, and a steadier share of the floor)."""
-        return await drive_async(script, partial(self._read_step, "behind"))
+        return await self._read_on("behind", script)
 
     async def _read_step(self, name: str, step: Step) -> Any:
         assert isinstance(step, Sql), "a read script only reads"
