@@ -58,6 +58,12 @@ def from_json(value: str | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+def campaign_of(touch: dict[str, Any] | None) -> str | None:
+    """A touch's UTM campaign, kept beside the touch's JSON for the dashboard's lead counts."""
+    found = touch.get("utm_campaign") if touch else None
+    return found if isinstance(found, str) else None
+
+
 def text_array(value: str | Sequence[str]) -> tuple[str, ...]:
     """A ``TextArray`` column as read: JSON text from SQLite, a list from PostgreSQL."""
     return tuple(orjson.loads(value) if isinstance(value, str) else value)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
 from tracker.errors import Conflict
 from tracker.storage.records import (
@@ -32,6 +31,7 @@ from tracker.storage.rows import (
     LEAD_COLUMNS,
     LINK_COLUMNS,
     RECEIPT_COLUMNS,
+    campaign_of,
     change_from_row,
     event_from_row,
     from_json,
@@ -54,12 +54,6 @@ LEADS_PER_QUERY = 400
 
 
 # -- leads ---------------------------------------------------------------------------
-def campaign_of(touch: dict[str, Any] | None) -> str | None:
-    """A touch's UTM campaign, kept beside the touch for the dashboard's lead counts."""
-    found = touch.get("utm_campaign") if touch else None
-    return found if isinstance(found, str) else None
-
-
 def create_lead(lead: LeadRow) -> Script[tuple[LeadRow, bool]]:
     """Two collectors identifying one email at once (PostgreSQL): the second INSERT
     waits for the first to commit, then does nothing and reads the first one's lead."""
