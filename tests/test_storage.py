@@ -110,7 +110,7 @@ async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touch
 
     await store.transact(leads)
     monkeypatch.undo()
-    assert await store.migrate() == [13]
+    assert (await store.migrate())[0] == 13  # and any later ones
 
     def campaigns() -> object:
         return (yield rows("SELECT id, first_campaign, last_campaign FROM leads ORDER BY id"))
@@ -119,6 +119,55 @@ async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touch
     await store.close()
     assert [tuple(r) for r in found] == [("ld_0", "autumn", "expo"), ("ld_1", None, None),
                                          ("ld_2", None, None)]  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_migration_0014_keys_each_visitor_hour_by_its_first_page_view(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracker.storage import migrations_runner
+    from tracker.storage.script import rows, run
+
+    every = migrations_runner.migrations
+    monkeypatch.setattr(migrations_runner, "migrations",
+                        lambda folder: [m for m in every(folder) if m[0] < 14])  # fmt: skip
+    store = open_store(store_url)
+    assert (await store.migrate())[-1] == 13
+    site = await store.add_site(key="k", name="s", origins=[], consent_mode="notice", now=0)
+    hour = 3_600_000
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    events = [Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 5),
+              Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 9),
+              Event(site_id=site.id, type="event", vid=b, at=10 * hour + 1),
+              Event(site_id=site.id, type="pageview", vid=b, at=10 * hour + 2),
+              Event(site_id=site.id, type="pageview", vid=a, at=12 * hour)]  # fmt: skip
+    await store.write_batch(events, Rules({site.id: "notice"}))
+    ids = [e.id for e in await store.visitor_events(a)] + [
+        e.id for e in await store.visitor_events(b)
+    ]
+    # The old rows: the visitor id, not the first page view (c's has no page view left).
+    old = [(10, a, -1), (12, a, 10), (10, b, -1), (11, c, -1)]
+
+    def visitor_rows() -> object:
+        for h, vid, prev in old:
+            yield run("INSERT INTO rollup_visitors (site_id, hour, vid, prev_hour)"
+                      " VALUES (?, ?, ?, ?)", site.id, h, vid, prev)  # fmt: skip
+
+    await store.transact(visitor_rows)
+    monkeypatch.undo()
+    assert await store.migrate() == [14]
+
+    def keyed() -> object:
+        return (yield rows("SELECT site_id, hour, first_id, prev_hour FROM rollup_visitors"
+                           " ORDER BY hour, first_id"))  # fmt: skip
+
+    found = await store.read(keyed())
+    await store.close()
+    first_a, first_b, later_a = ids[0], ids[4], ids[2]
+    assert [tuple(r) for r in found] == sorted(
+        [(site.id, 10, first_a, -1), (site.id, 10, first_b, -1), (site.id, 12, later_a, 10)],
+        key=lambda r: (r[1], r[2]),
+    )
 
 
 @pytest.mark.anyio

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from tracker.errors import StorageError
-from tracker.storage.script import Insert, Script, TableLock, row, rows, run, value
+from tracker.storage.script import Script, TableLock, row, rows, run, value
 from tracker.storage.tables import Tables
 from tracker.storage.tables.rollups import (
     NEW_PREV,
@@ -19,7 +19,7 @@ from tracker.storage.tables.rollups import (
     expire,
     views_of,
 )
-from tracker.storage.tables.tally import HOUR_MS, Tally, VisitorHour, spread, tally
+from tracker.storage.tables.tally import HOUR_MS, Tally, VisitorRow, spread, tally
 
 
 def horizon() -> Script[tuple[int, int]]:
@@ -42,22 +42,24 @@ class Step:
     """``rollup_state`` as read: (tallied, deletes)."""
     reached: int
     delta: Tally
-    gone: set[VisitorHour]
-    visitors: list[tuple[int, int, str, int]]
-    """New visitor-hours: (site, hour, vid, previous hour)."""
+    gone: set[VisitorRow]
+    views: tuple[int, str, tuple[Any, ...]]
+    """The mark, and the page views whose visitor-hours ``commit`` adds: those past the
+    mark of visitors in time order (a ``WHERE`` clause and its arguments)."""
 
 
 def plan(until: int, limit: int) -> Script[Step | None]:
     """Count the page views among the next ``limit`` event ids past the mark, up to
     ``until`` (a ``horizon``); None when there are none left.
 
-    The database does the counting (grouped statements, a row per new visitor-hour and
-    none per page view), except for visitors with a counted page view in a later hour
-    than a new one (out of time order), who are tallied whole in Python before and after.
-    Reads only, so on SQLite it runs beside ingest's writes, not between them. Each
-    probe of a visitor's earlier page views goes by ``events_by_visitor``: ``site_id + 0``
-    keeps a planner without statistics (a fresh PostgreSQL partition) off the site index,
-    which would read every page view of the site per probe.
+    The database does the counting: grouped statements here, and one statement in
+    ``commit`` for the visitor-hours (``visitor_hours``), so no row per page view or per
+    visitor comes into Python. Visitors with a counted page view in a later hour than a
+    new one (out of time order) are the exception: tallied whole in Python, before and
+    after. Reads only, so on SQLite it runs beside ingest's writes, not between them.
+    Each probe of a visitor's earlier page views goes by ``events_by_visitor``:
+    ``site_id + 0`` keeps a planner without statistics (a fresh PostgreSQL partition) off
+    the site index, which would read every page view of the site per probe.
     """
     found = yield row("SELECT tallied, deletes FROM rollup_state WHERE id = 1")
     state = int(found[0]), int(found[1])
@@ -66,25 +68,20 @@ def plan(until: int, limit: int) -> Script[Step | None]:
         return None
     reached = min(until, tallied + limit)
     where, args = NEW_VIEWS, tuple[Any, ...]((tallied, reached))
-    # Each new visitor-hour, with the visitor's previous hour: the one before it among
-    # the new, or the latest counted; later than it, the visitor is out of time order.
-    hours = yield rows(
-        f"SELECT site_id, hour, vid, prev FROM (SELECT site_id, vid, at / {HOUR_MS} AS hour,"
-        f" COALESCE(LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}),"
-        " (SELECT MAX(f.at) FROM events f WHERE f.vid = e.vid AND f.site_id + 0 = e.site_id"
-        f" AND f.type = 'pageview' AND f.id <= ?) / {HOUR_MS}, -1) AS prev FROM events e"
-        f" WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS v WHERE prev <> hour",
-        tallied, *args,
+    # Visitors out of time order: a new page view in an hour before a counted one.
+    found = yield rows(
+        f"SELECT DISTINCT vid FROM events e WHERE {where} AND EXISTS (SELECT 1 FROM events f"
+        f" WHERE f.vid = e.vid AND f.at >= (e.at / {HOUR_MS} + 1) * {HOUR_MS} AND f.id <= ?"
+        " AND f.site_id + 0 = e.site_id AND f.type = 'pageview')",
+        *args, tallied,
     )  # fmt: skip
-    late = sorted({vid for _, hour, vid, prev in hours if prev > hour})
-    delta, gone = Tally(), set[VisitorHour]()
+    late = sorted(r[0] for r in found)
+    delta, gone = Tally(), set[VisitorRow]()
     if late:
         before = tally((yield from views_of(late, tallied)))
         after = tally((yield from views_of(late, reached)))
         delta, gone = after.minus(before), after.gone(before)
         where, args = f"{where} AND NOT (vid IN ?)", (*args, late)
-        skip = set(late)
-        hours = [h for h in hours if h[2] not in skip]
     pages = yield rows(
         f"SELECT site_id, at / {HOUR_MS}, url, COUNT(*) FROM events WHERE {where}"
         " GROUP BY 1, 2, 3",
@@ -104,8 +101,7 @@ def plan(until: int, limit: int) -> Script[Step | None]:
                              {tuple(r[:10]): r[10] for r in landings})  # fmt: skip
     delta.views.update(views)
     delta.sessions.update(sessions)
-    visitors = [h if isinstance(h, tuple) else tuple(h) for h in hours]
-    return Step(state, reached, delta, gone, visitors)
+    return Step(state, reached, delta, gone, (tallied, where, args))
 
 
 def commit(step: Step) -> Script[bool]:
@@ -114,8 +110,7 @@ def commit(step: Step) -> Script[bool]:
     if (int(found[0]), int(found[1])) != step.state:
         return False
     yield from apply(step.delta, step.gone)
-    if step.visitors:
-        yield Insert("rollup_visitors", VISITOR_COLUMNS, step.visitors, on_conflict=NEW_PREV)
+    yield from visitor_hours(*step.views)
     yield run("UPDATE rollup_state SET tallied = ? WHERE id = 1", step.reached)
     return True
 
@@ -128,6 +123,24 @@ def plan_and_commit(until: int, limit: int) -> Script[bool]:
         return False
     yield from commit(step)
     return True
+
+
+def visitor_hours(tallied: int, where: str, args: tuple[Any, ...]) -> Script[None]:
+    """Add each new visitor-hour among the page views ``where`` selects, with the
+    visitor's previous hour: the one before it among the new, or the latest counted.
+    One statement: no row per visitor-hour goes through Python (it would hold the GIL
+    that ingest's event loop needs), and the database does it without a round trip."""
+    yield run(
+        f"INSERT INTO rollup_visitors ({', '.join(VISITOR_COLUMNS)})"
+        f" SELECT site_id, hour, first_id, prev FROM (SELECT site_id, at / {HOUR_MS} AS hour,"
+        f" MIN(id) AS first_id,"
+        f" COALESCE(LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}),"
+        " (SELECT MAX(f.at) FROM events f WHERE f.vid = e.vid AND f.site_id + 0 = e.site_id"
+        f" AND f.type = 'pageview' AND f.id <= ?) / {HOUR_MS}, -1) AS prev FROM events e"
+        f" WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS v WHERE prev <> hour"
+        f" ON CONFLICT {NEW_PREV}",
+        tallied, *args,
+    )  # fmt: skip
 
 
 NEW_VIEWS = "id > ? AND id <= ? AND type = 'pageview'"
@@ -146,8 +159,7 @@ def start_rebuild() -> Script[None]:
 
 CATCH_UP_LIMIT = 2_000
 """Event ids per catch-up step: its reads run beside ingest, its writes (a row per new
-visitor-hour) between ingest's transactions; 5,000 gave the same throughput in
-``bench/console.py --ingest`` for 2 MiB more memory and a longer wait for ingest."""
+visitor-hour, by one statement) between ingest's transactions."""
 READ_LAG = 50_000
 """Readers catch up first when this few events or fewer are untallied; with more (after
 the roll-ups were off a long time) they read raw events and the job catches up."""

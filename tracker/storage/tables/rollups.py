@@ -9,10 +9,13 @@ committed and when some are deleted:
   sid) with page views; it counts once, in the hour of its first page view in storage
   order (``events.id``), with that page view's attributes. Pages and entry pages are
   also counted per UTC day (``DAILY``), so a month is read from days, not hours.
-* ``rollup_visitors`` (site, UTC hour, visitor, previous hour): each hour a visitor
-  viewed a page in, with the visitor's previous such hour (-1 for none). The distinct
-  visitors of any span of hours are its rows whose previous hour is before the span, so
-  the days of any whole-hour time zone are counted exactly, without a set of ids.
+* ``rollup_visitors`` (site, UTC hour, first page view, previous hour): each hour a
+  visitor viewed a page in, with the visitor's previous such hour (-1 for none). The
+  distinct visitors of any span of hours are its rows whose previous hour is before the
+  span, so the days of any whole-hour time zone are counted exactly, without a set of
+  ids. A row is keyed by the id of the visitor's first page view in the hour, not by the
+  visitor: new rows go to the end of their hour (as event ids grow), not into random
+  pages of it, and the table holds no visitor id.
 
 They cover the page views up to ``rollup_state.tallied`` (an ``events.id``), exactly:
 
@@ -20,12 +23,13 @@ They cover the page views up to ``rollup_state.tallied`` (an ``events.id``), exa
   dashboard reads) counts the page views committed past that mark, in storage order,
   a step of 2,000 event ids at a time. ``plan`` has the database count them with
   grouped reads off the write path (no row per page view comes into Python): pages per
-  hour and URL, each new session's landing, each new visitor-hour with the visitor's
-  previous one; a visitor with a counted page view in a later hour than a new one (out
-  of time order) is tallied whole in Python instead. ``commit`` applies the step under
-  the write lock, unless a delete (``rollup_state.deletes``) or another step came
-  between. On PostgreSQL, where several collectors commit out of id order, the mark
-  moves only to a ``horizon`` below which every transaction that wrote events has ended;
+  hour and URL, each new session's landing; a visitor with a counted page view in a
+  later hour than a new one (out of time order) is tallied whole in Python instead.
+  ``commit`` applies the step under the write lock, unless a delete
+  (``rollup_state.deletes``) or another step came between, and adds each new
+  visitor-hour with the visitor's previous one in a single ``INSERT … SELECT``. On
+  PostgreSQL, where several collectors commit out of id order, the mark moves only to
+  a ``horizon`` below which every transaction that wrote events has ended;
 * a delete by visitor (erasure, ``forget``, idle visitors) tallies those visitors'
   covered page views before and after it and applies the difference (``snapshot`` /
   ``settle``); a page view deleted before the job reached it is simply never counted.
@@ -55,7 +59,7 @@ from tracker.storage.tables.tally import (
     HOUR_MS,
     Tally,
     View,
-    VisitorHour,
+    VisitorRow,
     tally,
 )
 
@@ -66,7 +70,7 @@ VIEW_COLUMNS = (
 VIEWS_PER_QUERY = 500
 
 
-def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
+def apply(delta: Tally, gone: Iterable[VisitorRow] = ()) -> Script[None]:
     """Add ``delta``'s counts (negative ones subtract); add its visitor-hours and remove
     ``gone``."""
     items = delta.rows()
@@ -80,18 +84,19 @@ def apply(delta: Tally, gone: Iterable[VisitorHour] = ()) -> Script[None]:
             site, dim, hour, val,
         )  # fmt: skip
     if delta.visitors:
-        visitors = [(*k, v) for k, v in delta.visitors.items()]
+        visitors = [(site, hour, first, prev)
+                    for (site, hour, _), (prev, first) in delta.visitors.items()]  # fmt: skip
         yield Insert("rollup_visitors", VISITOR_COLUMNS, visitors, on_conflict=NEW_PREV)
-    for site, hour, vid in sorted(set(gone)):
+    for site, hour, first in sorted(set(gone)):
         yield run(
-            "DELETE FROM rollup_visitors WHERE site_id = ? AND hour = ? AND vid = ?",
-            site, hour, vid,
+            "DELETE FROM rollup_visitors WHERE site_id = ? AND hour = ? AND first_id = ?",
+            site, hour, first,
         )  # fmt: skip
 
 
 COUNT_COLUMNS = ("site_id", "dim", "hour", "value", "pageviews", "sessions")
-VISITOR_COLUMNS = ("site_id", "hour", "vid", "prev_hour")
-NEW_PREV = "(site_id, hour, vid) DO UPDATE SET prev_hour = excluded.prev_hour"
+VISITOR_COLUMNS = ("site_id", "hour", "first_id", "prev_hour")
+NEW_PREV = "(site_id, hour, first_id) DO UPDATE SET prev_hour = excluded.prev_hour"
 ADD_COUNTS = (
     "(site_id, dim, hour, value) DO UPDATE SET"
     " pageviews = rollup_counts.pageviews + excluded.pageviews,"

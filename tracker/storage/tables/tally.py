@@ -28,6 +28,9 @@ Key = tuple[int, str, int, str]
 """(site_id, dimension, hour, value)."""
 VisitorHour = tuple[int, int, str]
 """(site_id, hour, vid)."""
+VisitorRow = tuple[int, int, int]
+"""A ``rollup_visitors`` row's key: (site_id, hour, id of the visitor's first page view in
+that hour)."""
 View = tuple[Any, ...]
 """A page view's ``VIEW_COLUMNS``."""
 
@@ -38,8 +41,9 @@ class Tally:
 
     views: Counter[Key] = field(default_factory=Counter)
     sessions: Counter[Key] = field(default_factory=Counter)
-    visitors: dict[VisitorHour, int] = field(default_factory=dict)
-    """Each hour a visitor viewed a page in -> the visitor's previous such hour (-1)."""
+    visitors: dict[VisitorHour, tuple[int, int]] = field(default_factory=dict)
+    """Each hour a visitor viewed a page in -> (the visitor's previous such hour or -1,
+    the id of the visitor's first page view in it)."""
 
     def rows(self) -> list[tuple[Key, int, int]]:
         """(key, page views, sessions), in key order; no all-zero rows."""
@@ -59,9 +63,9 @@ class Tally:
         changed = {k: v for k, v in self.visitors.items() if other.visitors.get(k) != v}
         return Tally(views, sessions, changed)
 
-    def gone(self, other: Tally) -> set[VisitorHour]:
-        """Visitor-hours of ``other`` that this has not."""
-        return other.visitors.keys() - self.visitors.keys()
+    def gone(self, other: Tally) -> set[VisitorRow]:
+        """The rows of the visitor-hours of ``other`` that this has not."""
+        return {(k[0], k[1], other.visitors[k][1]) for k in other.visitors.keys() - self.visitors}
 
 
 def tally(
@@ -75,16 +79,16 @@ def tally(
     # Counted per distinct (hour, page) and (hour, landing) first, spread over their
     # dimensions after: far fewer keys to build than page views.
     pages, landings = Counter[tuple[Any, ...]](), Counter[tuple[Any, ...]]()
-    hours = dict[tuple[int, str], set[int]]()
+    hours = dict[tuple[int, str], dict[int, int]]()  # (site, vid) -> hour -> first id
     seen = set(known)
-    for _, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
+    for id_, site, vid, sid, at, url, ref, source, medium, campaign, device, browser, os_ in views:
         hour = at // HOUR_MS
         pages[site, hour, url] += 1
         active = hours.get((site, vid))
         if active is None:
-            hours[site, vid] = {hour}
-        else:
-            active.add(hour)
+            hours[site, vid] = {hour: id_}
+        elif hour not in active:
+            active[hour] = id_
         session = (site, vid, sid or "")
         if session in seen:
             continue
@@ -96,7 +100,7 @@ def tally(
         prev = -1 if last is None else last.get((site, vid), -1)
         for hour in sorted(active) if len(active) > 1 else active:
             if hour != prev:  # the same hour as before: its row is there already
-                visitors[site, hour, vid] = prev
+                visitors[site, hour, vid] = (prev, active[hour])
             prev = hour
     return Tally(viewed, entered, visitors)
 
