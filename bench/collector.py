@@ -124,6 +124,19 @@ def peak_rss_mib(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
+def thread_cpu(pids: list[int]) -> dict[tuple[int, str], float]:
+    """CPU seconds (user + system) so far of each thread of these processes."""
+    tick, found = os.sysconf("SC_CLK_TCK"), {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended
+                continue
+            found[pid, task.name] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
 def server_pids(pid: int) -> list[int]:
     """``pid``, or with ``--workers`` its worker processes (uvicorn's supervisor serves
     nothing itself)."""
@@ -272,7 +285,10 @@ def bench_collectors(
     try:
         load(args.warmup)
         before = stored_events(database_url)
+        pids = [pid for p in processes for pid in server_pids(p.pid)]
+        cpu_before = thread_cpu(pids)
         results = load(args.duration)
+        cpu = thread_cpu(pids)
         time.sleep(0.5)  # let requests still in flight when wrk stopped finish
         stored = stored_events(database_url) - before
         total = sum(int(r["total"]) for r in results)
@@ -296,6 +312,12 @@ def bench_collectors(
         # Requests in flight when the window opened or closed may be stored unanswered
         # (or answered after it): at most one per connection at each end.
         "every_answered_event_stored": answered <= stored <= answered + 2 * args.connections,
+        # Each server thread's CPU time per answered request during the measurement, in
+        # µs, largest first (the event loop, then the SQLite writer, ...).
+        "thread_cpu_us": sorted(
+            ((cpu[k] - cpu_before.get(k, 0.0)) * 1e6 / max(answered, 1) for k in cpu),
+            reverse=True,
+        ),
     }
     return figures, check
 

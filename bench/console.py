@@ -13,7 +13,8 @@ events over HTTP (``GET /api/v1/leads/{id}/timeline``).
 
 ``--ingest`` also measures ingest with roll-ups on and off (``ASHIATO_ROLLUPS``) against
 the bare-ASGI floor with ``bench/collector.py``'s load, alternated (``--pairs``, 3); it prints
-each share of the floor and the ratio of the best runs.
+each share of the floor with the collector's CPU time per beacon by thread, the ratio of
+the best runs, each pair's ratio and their median, and the median CPU per beacon.
 """
 
 from __future__ import annotations
@@ -281,15 +282,19 @@ def ingest(args: argparse.Namespace, workdir: Path) -> None:
     report_figures(floor)
     best: dict[str, float] = {}
     shares: dict[str, list[float]] = {"true": [], "false": []}
+    cpu: dict[str, list[float]] = {"true": [], "false": []}
     for n, mode in enumerate(("true", "false") * args.pairs):
         where = workdir / f"ingest-{n}"
         where.mkdir()
         env = bench_env(where, ASHIATO_ROLLUPS=mode)
-        figures, _ = bench_collectors(f"collector, roll-ups {mode}", env, lua, where, args,
-                                      count=1)  # fmt: skip
+        figures, check = bench_collectors(f"collector, roll-ups {mode}", env, lua, where,
+                                          args, count=1)  # fmt: skip
         report_figures(figures)
         share = figures.requests_per_s / floor.requests_per_s
-        print(f"  {share:.1%} of the floor", flush=True)
+        threads = [t for t in check["thread_cpu_us"] if t >= 0.5]
+        print(f"  {share:.1%} of the floor; CPU per beacon {sum(threads):.1f} µs, by thread:"
+              f" {', '.join(f'{t:.1f}' for t in threads)}", flush=True)  # fmt: skip
+        cpu[mode].append(sum(threads))
         if mode == "true":
             counted, views = rollup_coverage(env["ASHIATO_DATABASE_URL"])
             print(f"  roll-ups after the stop: {counted:,} of {views:,} page views counted"
@@ -305,6 +310,9 @@ def ingest(args: argparse.Namespace, workdir: Path) -> None:
     pairs = [on / off for on, off in zip(shares["true"], shares["false"], strict=True)]
     print(f"  on / off per pair: {', '.join(f'{r:.0%}' for r in pairs)};"
           f" median {statistics.median(pairs):.1%}")  # fmt: skip
+    # CPU per beacon moves with this VM's speed less than throughput does.
+    print(f"  CPU per beacon, median: on {statistics.median(cpu['true']):.1f} µs,"
+          f" off {statistics.median(cpu['false']):.1f} µs")  # fmt: skip
 
 
 def rollup_coverage(database_url: str) -> tuple[int, int]:

@@ -127,18 +127,22 @@ def plan_and_commit(until: int, limit: int) -> Script[bool]:
 
 def visitor_hours(tallied: int, where: str, args: tuple[Any, ...]) -> Script[None]:
     """Add each new visitor-hour among the page views ``where`` selects, with the
-    visitor's previous hour: the one before it among the new, or the latest counted.
+    visitor's previous hour: the one before it among the new, or the latest counted
+    (none is later than the visitor's first new hour: ``where`` leaves out visitors out of
+    time order, so the probe stops at that hour's end instead of walking the visitor's
+    later page views, which a rebuild from the first event has many of).
     One statement: no row per visitor-hour goes through Python (it would hold the GIL
     that ingest's event loop needs), and the database does it without a round trip."""
     yield run(
         f"INSERT INTO rollup_visitors ({', '.join(VISITOR_COLUMNS)})"
-        f" SELECT site_id, hour, first_id, prev FROM (SELECT site_id, at / {HOUR_MS} AS hour,"
-        f" MIN(id) AS first_id,"
-        f" COALESCE(LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}),"
-        " (SELECT MAX(f.at) FROM events f WHERE f.vid = e.vid AND f.site_id + 0 = e.site_id"
-        f" AND f.type = 'pageview' AND f.id <= ?) / {HOUR_MS}, -1) AS prev FROM events e"
-        f" WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS v WHERE prev <> hour"
-        f" ON CONFLICT {NEW_PREV}",
+        " SELECT site_id, hour, first_id, prev FROM (SELECT site_id, hour, first_id,"
+        " COALESCE(lagged, (SELECT MAX(f.at) FROM events f WHERE f.vid = g.vid"
+        " AND f.site_id + 0 = g.site_id AND f.type = 'pageview' AND f.id <= ?"
+        f" AND f.at < (g.hour + 1) * {HOUR_MS}) / {HOUR_MS}, -1) AS prev"
+        f" FROM (SELECT site_id, vid, at / {HOUR_MS} AS hour, MIN(id) AS first_id,"
+        f" LAG(at / {HOUR_MS}) OVER (PARTITION BY site_id, vid ORDER BY at / {HOUR_MS}) AS lagged"
+        f" FROM events WHERE {where} GROUP BY site_id, vid, at / {HOUR_MS}) AS g) AS v"
+        f" WHERE prev <> hour ON CONFLICT {NEW_PREV}",
         tallied, *args,
     )  # fmt: skip
 
