@@ -87,18 +87,26 @@ async def test_migrations_are_numbered_recorded_and_idempotent(store_url: str) -
     assert versions == applied
 
 
+async def migrated_before(version: int, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A store migrated up to just before ``version``: after ``monkeypatch.undo()`` its
+    next ``migrate`` runs ``version`` and any later ones."""
+    from tracker.storage import migrations_runner
+
+    every = migrations_runner.migrations
+    monkeypatch.setattr(migrations_runner, "migrations",
+                        lambda folder: [m for m in every(folder) if m[0] < version])  # fmt: skip
+    store = open_store(store_url)
+    assert (await store.migrate())[-1] == version - 1
+    return store
+
+
 @pytest.mark.anyio
 async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touches(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracker.storage import migrations_runner
     from tracker.storage.script import rows, run
 
-    every = migrations_runner.migrations
-    monkeypatch.setattr(migrations_runner, "migrations",
-                        lambda folder: [m for m in every(folder) if m[0] < 13])  # fmt: skip
-    store = open_store(store_url)
-    assert (await store.migrate())[-1] == 12
+    store = await migrated_before(13, store_url, monkeypatch)
     touches = [('{"utm_campaign": "autumn", "referrer": "x"}', '{"utm_campaign": "expo"}'),
                ('{"referrer": "https://www.google.com/"}', None), (None, None)]  # fmt: skip
 
@@ -125,14 +133,9 @@ async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touch
 async def test_migration_0014_keys_each_visitor_hour_by_its_first_page_view(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tracker.storage import migrations_runner
     from tracker.storage.script import rows, run
 
-    every = migrations_runner.migrations
-    monkeypatch.setattr(migrations_runner, "migrations",
-                        lambda folder: [m for m in every(folder) if m[0] < 14])  # fmt: skip
-    store = open_store(store_url)
-    assert (await store.migrate())[-1] == 13
+    store = await migrated_before(14, store_url, monkeypatch)
     site = await store.add_site(key="k", name="s", origins=[], consent_mode="notice", now=0)
     hour = 3_600_000
     a, b, c = "a" * 32, "b" * 32, "c" * 32
