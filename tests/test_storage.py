@@ -4,6 +4,7 @@ store; PostgreSQL's partitions and what it must serialise across collector proce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -87,17 +88,24 @@ async def test_migrations_are_numbered_recorded_and_idempotent(store_url: str) -
     assert versions == applied
 
 
-async def migrated_before(version: int, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Store:
-    """A store migrated up to just before ``version``: after ``monkeypatch.undo()`` its
-    next ``migrate`` runs ``version`` and any later ones."""
+@contextlib.asynccontextmanager
+async def migrated_before(
+    version: int, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Store]:
+    """A store migrated up to just before ``version`` (after ``monkeypatch.undo()`` its
+    next ``migrate`` runs ``version`` and any later ones), closed however the test ends:
+    a store left open keeps pytest from exiting."""
     from tracker.storage import migrations_runner
 
     every = migrations_runner.migrations
     monkeypatch.setattr(migrations_runner, "migrations",
                         lambda folder: [m for m in every(folder) if m[0] < version])  # fmt: skip
     store = open_store(store_url)
-    assert (await store.migrate())[-1] == version - 1
-    return store
+    try:
+        assert (await store.migrate())[-1] == version - 1
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest.mark.anyio
@@ -106,25 +114,24 @@ async def test_migration_0013_copies_each_leads_touch_campaigns_beside_the_touch
 ) -> None:
     from tracker.storage.script import rows, run
 
-    store = await migrated_before(13, store_url, monkeypatch)
-    touches = [('{"utm_campaign": "autumn", "referrer": "x"}', '{"utm_campaign": "expo"}'),
-               ('{"referrer": "https://www.google.com/"}', None), (None, None)]  # fmt: skip
+    async with migrated_before(13, store_url, monkeypatch) as store:
+        touches = [('{"utm_campaign": "autumn", "referrer": "x"}', '{"utm_campaign": "expo"}'),
+                   ('{"referrer": "https://www.google.com/"}', None), (None, None)]  # fmt: skip
 
-    def leads() -> object:
-        for i, (first, last) in enumerate(touches):
-            yield run("INSERT INTO leads (id, email_index, key_id, email, first_touch,"
-                      " last_touch, created_at, updated_at) VALUES (?, ?, 'k', ?, ?, ?, 1, 1)",
-                      f"ld_{i}", bytes([i]) * 32, b"sealed", first, last)  # fmt: skip
+        def leads() -> object:
+            for i, (first, last) in enumerate(touches):
+                yield run("INSERT INTO leads (id, email_index, key_id, email, first_touch,"
+                          " last_touch, created_at, updated_at) VALUES (?, ?, 'k', ?, ?, ?, 1, 1)",
+                          f"ld_{i}", bytes([i]) * 32, b"sealed", first, last)  # fmt: skip
 
-    await store.transact(leads)
-    monkeypatch.undo()
-    assert (await store.migrate())[0] == 13  # and any later ones
+        await store.transact(leads)
+        monkeypatch.undo()
+        assert (await store.migrate())[0] == 13  # and any later ones
 
-    def campaigns() -> object:
-        return (yield rows("SELECT id, first_campaign, last_campaign FROM leads ORDER BY id"))
+        def campaigns() -> object:
+            return (yield rows("SELECT id, first_campaign, last_campaign FROM leads ORDER BY id"))
 
-    found = await store.read(campaigns())
-    await store.close()
+        found = await store.read(campaigns())
     assert [tuple(r) for r in found] == [("ld_0", "autumn", "expo"), ("ld_1", None, None),
                                          ("ld_2", None, None)]  # fmt: skip
 
@@ -135,37 +142,36 @@ async def test_migration_0014_keys_each_visitor_hour_by_its_first_page_view(
 ) -> None:
     from tracker.storage.script import rows, run
 
-    store = await migrated_before(14, store_url, monkeypatch)
-    site = await store.add_site(key="k", name="s", origins=[], consent_mode="notice", now=0)
-    hour = 3_600_000
-    a, b, c = "a" * 32, "b" * 32, "c" * 32
-    events = [Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 5),
-              Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 9),
-              Event(site_id=site.id, type="event", vid=b, at=10 * hour + 1),
-              Event(site_id=site.id, type="pageview", vid=b, at=10 * hour + 2),
-              Event(site_id=site.id, type="pageview", vid=a, at=12 * hour)]  # fmt: skip
-    await store.write_batch(events, Rules({site.id: "notice"}))
-    ids = [e.id for e in await store.visitor_events(a)] + [
-        e.id for e in await store.visitor_events(b)
-    ]
-    # The old rows: the visitor id, not the first page view (c's has no page view left).
-    old = [(10, a, -1), (12, a, 10), (10, b, -1), (11, c, -1)]
+    async with migrated_before(14, store_url, monkeypatch) as store:
+        site = await store.add_site(key="k", name="s", origins=[], consent_mode="notice", now=0)
+        hour = 3_600_000
+        a, b, c = "a" * 32, "b" * 32, "c" * 32
+        events = [Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 5),
+                  Event(site_id=site.id, type="pageview", vid=a, at=10 * hour + 9),
+                  Event(site_id=site.id, type="event", vid=b, at=10 * hour + 1),
+                  Event(site_id=site.id, type="pageview", vid=b, at=10 * hour + 2),
+                  Event(site_id=site.id, type="pageview", vid=a, at=12 * hour)]  # fmt: skip
+        await store.write_batch(events, Rules({site.id: "notice"}))
+        ids = [e.id for e in await store.visitor_events(a)] + [
+            e.id for e in await store.visitor_events(b)
+        ]
+        # The old rows: the visitor id, not the first page view (c's has no page view left).
+        old = [(10, a, -1), (12, a, 10), (10, b, -1), (11, c, -1)]
 
-    def visitor_rows() -> object:
-        for h, vid, prev in old:
-            yield run("INSERT INTO rollup_visitors (site_id, hour, vid, prev_hour)"
-                      " VALUES (?, ?, ?, ?)", site.id, h, vid, prev)  # fmt: skip
+        def visitor_rows() -> object:
+            for h, vid, prev in old:
+                yield run("INSERT INTO rollup_visitors (site_id, hour, vid, prev_hour)"
+                          " VALUES (?, ?, ?, ?)", site.id, h, vid, prev)  # fmt: skip
 
-    await store.transact(visitor_rows)
-    monkeypatch.undo()
-    assert await store.migrate() == [14]
+        await store.transact(visitor_rows)
+        monkeypatch.undo()
+        assert await store.migrate() == [14]
 
-    def keyed() -> object:
-        return (yield rows("SELECT site_id, hour, first_id, prev_hour FROM rollup_visitors"
-                           " ORDER BY hour, first_id"))  # fmt: skip
+        def keyed() -> object:
+            return (yield rows("SELECT site_id, hour, first_id, prev_hour FROM rollup_visitors"
+                               " ORDER BY hour, first_id"))  # fmt: skip
 
-    found = await store.read(keyed())
-    await store.close()
+        found = await store.read(keyed())
     first_a, first_b, later_a = ids[0], ids[4], ids[2]
     assert [tuple(r) for r in found] == sorted(
         [(site.id, 10, first_a, -1), (site.id, 10, first_b, -1), (site.id, 12, later_a, 10)],
