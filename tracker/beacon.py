@@ -11,8 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import orjson
 
 from privacy.consent import CMP_SOURCES, gcm_states
@@ -83,6 +84,57 @@ def is_email_address(text: str) -> bool:
     if not local or not domain or len(folded) > MAX_EMAIL:
         return False
     return not any(c.isspace() or not c.isprintable() for c in folded)
+
+
+class _PageView(msgspec.Struct, forbid_unknown_fields=True):
+    """A lone page view as the tag sends it, and nothing else: any other key, type or
+    shape fails to decode here and takes the general path (``parse_body``)."""
+
+    site: str
+    type: Literal["pageview"]
+    vid: str
+    url: str
+    sid: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    ts: int | None = None
+    sent: int | None = None
+    gpc: bool = False
+
+
+_page_view = msgspec.json.Decoder(_PageView)
+
+
+def page_view(body: bytes) -> Beacon | None:
+    """The beacon of a body that is one valid page view, decoded and checked in one
+    pass into a typed struct; None for anything else — another type, a batch, an odd
+    shape, an invalid value — which ``parse_body`` and ``validate`` then take, so every
+    error and every other beacon is theirs. Equal to what they give for the same body
+    (``tests/test_beacon.py`` compares the two on generated bodies): it is only faster
+    (about 2 µs against 9 for the most common body the collector gets)."""
+    try:
+        raw = _page_view.decode(body)
+    except msgspec.DecodeError:  # its ValidationError too
+        return None
+    sid = raw.sid
+    if (
+        _SITE_KEY.fullmatch(raw.site) is None
+        or _VID.fullmatch(raw.vid) is None
+        or (sid is not None and _SID.fullmatch(sid) is None)
+    ):
+        return None
+    try:
+        url = _url(raw.url, "url", web=True)
+        referrer = _url(raw.referrer, "referrer")
+        title = _text(raw.title, "title", MAX_TITLE, truncate=True)
+        ts = _timestamp(raw.ts, "ts")
+        sent = _timestamp(raw.sent, "sent")
+    except BadRequest:
+        return None
+    if url is None:
+        return None
+    return Beacon(raw.site, "pageview", raw.vid, sid, url, referrer, title, ts, sent,
+                  gpc=raw.gpc)  # fmt: skip
 
 
 def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:
