@@ -55,13 +55,37 @@ _VALUES: dict[str, list[object]] = {
         "",
         "https://x.jp/ a",
         "https://x.jp/" + "p" * 4090,
+        "https://x.jp/" + "ペ" * 4083,  # 4,096 characters: the longest allowed
+        "https://x.jp/" + "ペ" * 4084,
+        "https://x.jp/\n",
         "https://x.jp/\x7f",
         "https://例え.jp/ページ",
         None,
         3,
     ],
-    "referrer": ["https://www.google.com/", "android-app://x", "", "bad ref", None, False],
-    "title": ["Pricing", "料金", "", "t" * 600, "a\x01b", "tab\tok", None, 2],
+    "referrer": [
+        "https://www.google.com/",
+        "android-app://x",
+        "",
+        "bad ref",
+        "r" * 4096,
+        "r" * 4097,
+        None,
+        False,
+    ],
+    "title": [
+        "Pricing",
+        "料金",
+        "",
+        "t" * 600,
+        "t" * 512 + "\x01",
+        "t" * 511 + "\x01",
+        "a\x01b",
+        "tab\tok",
+        "line\n",
+        None,
+        2,
+    ],
     "ts": [1700000000000, 0, -1, 2**53, 2**53 - 1, 1.5, 1e3, True, "1", None],
     "sent": [1700000000050, 1.0, -5, None],
     "gpc": [True, False, None, 1, "true"],
@@ -122,6 +146,8 @@ def test_one_pass_page_view_equals_the_general_path() -> None:
 
 
 def test_one_pass_page_view_takes_the_tags_body() -> None:
+    import orjson
+
     from tracker.beacon import page_view
 
     body = (b'{"site":"k1","type":"pageview","vid":"' + b"a" * 32 + b'","sid":"s1",'
@@ -131,3 +157,9 @@ def test_one_pass_page_view_takes_the_tags_body() -> None:
     assert beacon == validate(VALID | {"sid": "s1", "url": "https://x.jp/p", "referrer": "",
                                        "title": "T", "ts": 1, "sent": 2, "gpc": True})  # fmt: skip
     assert page_view(body.replace(b'"gpc":true', b'"name":"x"')) is None  # not a lone page view
+    # Limits count characters, as validate does, and a long title is cut, not refused.
+    longest = "https://x.jp/" + "ペ" * 4083
+    edge = page_view(orjson.dumps(VALID | {"url": longest, "title": "料" * 600}))
+    assert edge is not None
+    assert (edge.url, edge.title) == (longest, "料" * 512)
+    assert page_view(orjson.dumps(VALID | {"url": longest + "ペ"})) is None
