@@ -148,6 +148,15 @@ def page_view(body: bytes) -> Beacon | None:
                   title, raw.ts, raw.sent, gpc=raw.gpc)  # fmt: skip
 
 
+def beacons_of(body: bytes, *, max_events: int) -> list[Beacon]:
+    """The beacons of a ``/collect`` body: a lone page view in one pass (``page_view``),
+    anything else through ``parse_body`` and ``validate``, which raise ``BadRequest``."""
+    beacon = page_view(body)
+    if beacon is not None:
+        return [beacon]
+    return [validate(raw, index=i) for i, raw in enumerate(parse_body(body, max_events=max_events))]
+
+
 def parse_body(body: bytes, *, max_events: int) -> list[dict[str, Any]]:
     """Decode a ``/collect`` body into a list of raw event objects."""
     try:

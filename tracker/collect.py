@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from tracker.beacon import page_view, parse_body, validate
+from tracker.beacon import beacons_of
 from tracker.cors import cors_headers
 from tracker.drops import DropReason
 from tracker.errors import StorageError
@@ -50,12 +50,7 @@ async def collect_asgi(scope: Scope, receive: Receive, send: Send, services: Ser
     try:
         try:
             body = await read_body(client.headers, receive, services.settings.max_body_bytes)
-            beacon = page_view(body)  # the common body, in one pass
-            if beacon is not None:
-                beacons = [beacon]
-            else:
-                raws = parse_body(body, max_events=services.settings.max_batch_events)
-                beacons = [validate(raw, index=i) for i, raw in enumerate(raws)]
+            beacons = beacons_of(body, max_events=services.settings.max_batch_events)
         except HTTPError:
             services.metrics.dropped[DropReason.INVALID] += 1
             raise
