@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from privacy.audit import AuditLog
 from privacy.dsr import DataSubjectRequests
+from tracker.errors import StorageError
 from tracker.storage import Store
 from tracker.storage.records import Site
 
@@ -35,6 +38,11 @@ CLASSES = ("events", "visitors", "leads", "receipts")
 DEFAULT_DAYS = {"events": 395, "visitors": 395, "leads": 760, "receipts": 1126}
 SEEN_MESSAGES_DAYS = 30
 """Far longer than an SDK retries or a queue replays; a message sent again later is new."""
+TRIES = 5
+"""Tries of one purge step that finds the database busy past its own wait (SQLite's busy
+timeout, while a server's ingest keeps taking the write lock): a step deletes at most a
+batch of rows that are still expired, so trying it again is safe; the pause doubles."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,7 @@ class Retention:
         floor = min(cutoffs.values(), default=0)
         if not dry_run:  # before any purge: the roll-ups as the purges will leave them
             for site in sites:
-                await self.store.expire_rollups(site.id, cutoffs[site.id])
+                await self._patiently(partial(self.store.expire_rollups, site.id, cutoffs[site.id]))
         for site in sites:
             days = self.policy.for_site(site)
             report.counts["events"] += await self._events(
@@ -105,7 +113,9 @@ class Retention:
         )
         if not dry_run:
             before = now - SEEN_MESSAGES_DAYS * DAY_MS
-            while await self.store.purge_seen_messages(before, limit=self.batch):
+            while await self._patiently(
+                partial(self.store.purge_seen_messages, before, limit=self.batch)
+            ):
                 await asyncio.sleep(self.pause)
         report.seconds = round(time.monotonic() - started, 3)
         if not dry_run:
@@ -114,6 +124,15 @@ class Retention:
             # fold them in without blocking.
             await self.audit.record("system", "retention.run", "*", dict(report.counts))
         return report
+
+    async def _patiently(self, step: Callable[[], Awaitable[T]]) -> T:
+        """``step``, tried again after a pause while the database stays busy (``TRIES``)."""
+        for attempt in range(1, TRIES):
+            try:
+                return await step()
+            except StorageError:
+                await asyncio.sleep(self.pause * 100 * 2**attempt)  # 1, 2, 4, 8 s by default
+        return await step()
 
     async def _events(
         self,
@@ -127,7 +146,8 @@ class Retention:
         if dry_run or not expected:
             return expected
         done = await self.store.drop_expired_partitions(floor)
-        while deleted := await self.store.purge_events(site.id, before, limit=self.batch):
+        purge = partial(self.store.purge_events, site.id, before, limit=self.batch)
+        while deleted := await self._patiently(purge):
             done += deleted
             if progress is not None:
                 progress(done, max(expected, done))
@@ -139,7 +159,8 @@ class Retention:
         if dry_run:
             return len(vids)
         for start in range(0, len(vids), self.batch):
-            await self.store.purge_visitor_state(site.id, vids[start : start + self.batch])
+            chunk = vids[start : start + self.batch]
+            await self._patiently(partial(self.store.purge_visitor_state, site.id, chunk))
             await asyncio.sleep(self.pause)
         return len(vids)
 
@@ -147,7 +168,8 @@ class Retention:
         if dry_run:
             return await self.store.count_receipts_before(site.id, before)
         total = 0
-        while deleted := await self.store.purge_receipts(site.id, before, limit=self.batch):
+        purge = partial(self.store.purge_receipts, site.id, before, limit=self.batch)
+        while deleted := await self._patiently(purge):
             total += deleted
             await asyncio.sleep(self.pause)
         return total

@@ -14,7 +14,7 @@ from pathlib import Path
 from identity.service import Identity
 from privacy.consent import Rules
 from privacy.retention import DAY_MS
-from tests.conftest import Deployment, make_deployment
+from tests.conftest import Deployment, make_deployment, write_locked
 from tests.load import load
 from tests.servers import all_events
 from tests.waiting import wait_until
@@ -143,3 +143,41 @@ def test_retention_deletes_exactly_the_expired_while_ingest_continues(
     assert receipts  # proof outlives the visitor's 13 months...
     state = with_store(dep.database_url, lambda s: s.consent_state(1, seeded["idle"]))
     assert state is None  # ...but the idle visitor's state is gone
+
+
+def test_a_purge_step_that_finds_the_database_busy_is_tried_again(tmp_path: Path) -> None:
+    # SQLite only: its busy timeout (5 s) is the wait that ends; another session (here a
+    # plain connection, as a busy collector would) holds the write lock for longer.
+    dep = make_deployment(tmp_path, backend="sqlite")
+    now = int(time.time() * 1000)
+
+    async def run() -> tuple[dict[str, int], float, int]:
+        parts = await open_parts(Settings.from_env(dep.env))
+        try:
+            site = (await parts.store.list_sites())[0]
+            old = [Event(site_id=site.id, type="pageview", vid=f"{n:032x}",
+                         at=now - 425 * DAY_MS + n, url=f"https://www.example.co.jp/{n}")
+                   for n in range(300)]  # fmt: skip
+            await parts.store.write_batch(old, Rules({site.id: site.consent_mode}))
+            held = threading.Event()
+
+            def hold() -> None:
+                with write_locked(dep, "events"):
+                    held.set()
+                    time.sleep(6.5)
+
+            holder = threading.Thread(target=hold)
+            holder.start()
+            held.wait(10)
+            started = time.monotonic()
+            report = await parts.retention.run()
+            waited = time.monotonic() - started
+            holder.join()
+            return report.counts, waited, await parts.store.count_events()
+        finally:
+            await parts.close()
+
+    counts, waited, left = asyncio.run(run())
+    assert counts["events"] == 300  # every expired event, once the lock was let go
+    assert left == 0
+    assert waited > 6  # it did wait out the lock, past one busy timeout
