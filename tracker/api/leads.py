@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_left, bisect_right
 
 import msgspec
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from tracker.api.common import (
     audit_read,
     decode_cursor,
     encode_cursor,
-    event_view,
+    event_item,
     int_param,
     json_response,
     lead_fields,
@@ -174,17 +175,46 @@ async def timeline_items(
     shows the same timeline): of a limited ``scope``, what happened on its sites."""
     family = await _family(services, lead, scope)
     links = await services.store.links_of_leads(family)
-    events = await services.store.link_events(links, limit=limit, sites=scope.ids)
+    rows = await services.store.shown_events(links, limit=limit, sites=scope.ids)
     keys = site_keys(services)
-    items: list[answers.TimelineItem] = [event_view(e, keys) for e in events]
-    items += [answers.IdentifiedItem(**msgspec.structs.asdict(link_view(link, keys)),
-                                     at=link.began_at) for link in scope.only(links)]  # fmt: skip
-    items += [item for m in await _merges(services, family, scope) for item in merge_items(m)]
+    events = [event_item(row, keys) for row in rows]  # in time order
+    others: list[answers.TimelineItem] = [
+        answers.IdentifiedItem(**msgspec.structs.asdict(link_view(link, keys)), at=link.began_at)
+        for link in scope.only(links)
+    ]
+    others += [item for m in await _merges(services, family, scope) for item in merge_items(m)]
     receipts = await services.store.consent_receipts_of([link.vid for link in links])
-    items += [receipt_item(r, keys) for r in scope.only(receipts) if _covered(r, links)]
-    items += await _submission_items(services, family, keys, scope)
-    items.sort(key=lambda item: (item.at, _KIND_ORDER[type(item)]))
-    return items, len(events)
+    others += [receipt_item(r, keys) for r in scope.only(receipts) if _covered(r, links)]
+    others += await _submission_items(services, family, keys, scope)
+    return _in_order(events, others), len(events)
+
+
+def _in_order(
+    events: list[answers.EventItem], others: list[answers.TimelineItem]
+) -> list[answers.TimelineItem]:
+    """``events`` (in time order) and ``others`` (a few) as one list by (time, kind): the
+    others are sorted and put in their places, not the thousands of events sorted again."""
+    others.sort(key=_order)
+    merged: list[answers.TimelineItem] = []
+    start = 0
+    for item in others:
+        kind = _KIND_ORDER[type(item)]
+        place = (bisect_left if kind < _EVENT_ORDER else bisect_right)(
+            events, item.at, lo=start, key=_at
+        )
+        merged += events[start:place]
+        merged.append(item)
+        start = place
+    merged += events[start:]
+    return merged
+
+
+def _order(item: answers.TimelineItem) -> tuple[int, int]:
+    return item.at, _KIND_ORDER[type(item)]
+
+
+def _at(item: answers.EventItem) -> int:
+    return item.at
 
 
 async def _family(services: Services, lead: LeadRow, scope: SiteScope) -> list[str]:
@@ -232,6 +262,7 @@ _KIND_ORDER: dict[type[answers.TimelineItem], int] = {
     answers.IdentifiedItem: 3, answers.MergeItem: 4, answers.UnmergeItem: 5,
 }  # fmt: skip
 """Of items at the same millisecond: consent first (it allowed what follows)."""
+_EVENT_ORDER = _KIND_ORDER[answers.EventItem]
 
 
 def merge_items(merge: Merge) -> list[answers.MergeItem]:

@@ -163,6 +163,12 @@ class Store(Protocol):
         """The events the links cover (visitor and time range), in time order; with
         ``sites``, only those on these sites."""
 
+    async def shown_events(
+        self, links: Sequence[Link], *, limit: int, sites: Sequence[int] | None = None
+    ) -> list[Any]:
+        """``link_events`` as rows of ``rows.SHOWN_EVENT_COLUMNS``, what a timeline
+        shows (``tracker.api.common.event_item`` reads them)."""
+
     async def lead_sites(self, lead_ids: Sequence[str]) -> dict[str, frozenset[int]]:
         """The sites of each lead's (and its merged leads') links and covered events."""
 

@@ -34,6 +34,12 @@ EVENT_COLUMNS = (
     " os_version, device, ip"
 )
 EVENT_COLUMN_NAMES = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
+SHOWN_EVENT_COLUMNS = (
+    "id, at, site_id, type, vid, sid, url, referrer, title, name, props, utm_source,"
+    " utm_medium, utm_campaign, utm_term, utm_content, click_ids, browser, os, device"
+)
+"""What a timeline shows of an event (``tracker.api.common.event_item``), read as it is
+stored: a timeline reads 10,000 rows, and each column and object per row costs."""
 RECEIPT_COLUMNS = "id, site_id, vid, analytics, marketing, policy_version, source, at, signal"
 SITE_COLUMNS = "id, key, name, origins, consent_mode, created_at, settings, secret"
 LEAD_COLUMNS = (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from tracker.errors import Conflict
 from tracker.storage.records import (
@@ -31,6 +32,7 @@ from tracker.storage.rows import (
     LEAD_COLUMNS,
     LINK_COLUMNS,
     RECEIPT_COLUMNS,
+    SHOWN_EVENT_COLUMNS,
     campaign_of,
     change_from_row,
     event_from_row,
@@ -201,18 +203,25 @@ def link_events(
 ) -> Script[list[Event]]:
     """The events each link covers (its visitor, within its time range), by time; with
     ``sites``, only those on these sites."""
-    events: list[Event] = []
+    found = yield from link_event_rows(links, limit, sites, f"id, {EVENT_COLUMNS}", at=5)
+    return [event_from_row(r) for r in found]
+
+
+def link_event_rows(
+    links: Sequence[Link], limit: int, sites: Sequence[int] | None, columns: str, *, at: int
+) -> Script[list[Any]]:
+    """``link_events`` as rows of ``columns`` (``id`` first, ``at`` at index ``at``)."""
+    found: list[Any] = []
     on_sites, site_args = ("", ()) if sites is None else (" AND site_id IN ?", (list(sites),))
     for link in links:
-        found = yield rows(
-            f"SELECT id, {EVENT_COLUMNS} FROM events WHERE vid = ? AND at >= ? AND at < ?"
+        found += yield rows(
+            f"SELECT {columns} FROM events WHERE vid = ? AND at >= ? AND at < ?"
             f"{on_sites} ORDER BY at, id LIMIT ?",
             link.vid, link.valid_from, link.ended_at or NO_END, *site_args, limit,
         )  # fmt: skip
-        events.extend(event_from_row(r) for r in found)
     if len(links) > 1:  # one link's events come in order from the query
-        events.sort(key=lambda e: (e.at, e.id or 0))
-    return events[:limit]
+        found.sort(key=lambda r: (r[at], r[0]))
+    return found[:limit]
 
 
 def lead_sites(lead_ids: Sequence[str]) -> Script[dict[str, frozenset[int]]]:
@@ -291,6 +300,11 @@ class IdentityTables(Tables):
         self, links: Sequence[Link], *, limit: int, sites: Sequence[int] | None = None
     ) -> list[Event]:
         return await self.read(link_events(links, limit, sites))
+
+    async def shown_events(
+        self, links: Sequence[Link], *, limit: int, sites: Sequence[int] | None = None
+    ) -> list[Any]:
+        return await self.read(link_event_rows(links, limit, sites, SHOWN_EVENT_COLUMNS, at=1))
 
     async def lead_sites(self, lead_ids: Sequence[str]) -> dict[str, frozenset[int]]:
         return await self.read(lead_sites(lead_ids))
