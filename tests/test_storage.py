@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -233,6 +234,39 @@ async def test_a_locked_database_is_a_storage_error(store_url: str) -> None:
         await write
     assert "locked" in str(caught.value)
     await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_write_waits_for_another_process_s_write_transaction(tmp_path: Path) -> None:
+    """SQLite: a write that finds the write lock held (a second collector process, a CLI
+    command) goes through once the lock is released, however often it had to try, and
+    the connection keeps its busy timeout for what it runs outside transactions."""
+    path = tmp_path / "shared.db"
+    store = open_store(f"sqlite:///{path}")
+    await store.migrate()
+    site = await store.add_site(key="k", name="s", origins=[], consent_mode="notice", now=0)
+    held = threading.Event()
+
+    def other_process() -> None:
+        with _sqlite_write_lock(path):
+            held.set()
+            time.sleep(0.3)
+
+    blocker = threading.Thread(target=other_process)
+    blocker.start()
+    try:
+        held.wait(5)
+        result = await store.write_batch(
+            [Event(site_id=site.id, type="pageview", vid="d" * 32, at=1)],
+            Rules({site.id: "notice"}),
+        )
+        assert result.stored == 1
+        assert len(await store.visitor_events("d" * 32)) == 1
+        timeout = await store._writer.call(lambda db: db.execute("PRAGMA busy_timeout").fetchone())
+        assert timeout == (5000,)
+    finally:
+        blocker.join()
+        await store.close()
 
 
 def _locked(store_url: str):  # type: ignore[no-untyped-def]
