@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -23,6 +23,7 @@ from tracker.assets import Asset
 from tracker.cors import cors_headers
 from tracker.errors import Refused, StorageError
 from tracker.http_errors import HTTPError, answer
+from tracker.ingest import ClientInfo
 from tracker.metrics import Metrics
 from tracker.services import Limits, Services
 from tracker.settings import Settings
@@ -57,6 +58,19 @@ class Collector:
             await self.app(scope, receive, self._counting(send))
         else:
             await self.app(scope, receive, send)
+
+    def takes_raw_beacon(self, headers: Mapping[str, str]) -> bool:
+        """Whether ``tracker.http`` may answer this ``POST /collect`` itself, after
+        reading the whole body (``collect_raw``): a declared length within the limit. Not
+        there when the access log wraps this app, so every request is logged."""
+        services: Services | None = getattr(self.app.state, "services", None)
+        declared = headers.get("content-length", "")
+        limit = services.settings.max_body_bytes if services is not None else -1
+        return declared.isdigit() and int(declared) <= limit
+
+    async def collect_raw(self, client: ClientInfo, body: bytes) -> collect.Reply:
+        logs.new_request_id()
+        return await collect.collect_raw(client, body, self.app.state.services)
 
     def _counting(self, send: Send) -> Send:
         """``send``, counting the API answer's status in ``/metrics``."""

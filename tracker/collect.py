@@ -14,7 +14,7 @@ the answer does not tell a scraper which filter caught it; the reason is counted
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -44,12 +44,40 @@ _UNAVAILABLE = b'{"error":"database unavailable"}'
 
 
 async def collect_asgi(scope: Scope, receive: Receive, send: Send, services: Services) -> None:
-    """``POST /collect``: one event or ``{"events": [...]}``; 204 once committed."""
+    """``POST /collect`` through ASGI: what the raw path (``tracker.http``) does not take."""
     client = ClientInfo.from_scope(scope)
+    limit = services.settings.max_body_bytes
+    status, headers, body = await beacon_reply(
+        client, services, lambda: read_body(client.headers, receive, limit)
+    )
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def collect_raw(client: ClientInfo, body: bytes, services: Services) -> Reply:
+    """``POST /collect`` whose whole body ``tracker.http`` has read (a declared length
+    within the limit), answered without the ASGI layer; the same answers."""
+
+    async def read() -> bytes:
+        check_body_headers(client.headers, services.settings.max_body_bytes)
+        return non_empty(body)
+
+    return await beacon_reply(client, services, read)
+
+
+Reply = tuple[int, dict[str, str], bytes]
+"""Status, headers (content-type and content-length included), body."""
+
+
+async def beacon_reply(
+    client: ClientInfo, services: Services, read: Callable[[], Awaitable[bytes]]
+) -> Reply:
+    """One event or ``{"events": [...]}``; 204 once committed."""
     origin = client.headers.get("origin")
     try:
         try:
-            body = await read_body(client.headers, receive, services.settings.max_body_bytes)
+            body = await read()
             beacons = beacons_of(body, max_events=services.settings.max_batch_events)
         except HTTPError:
             services.metrics.dropped[DropReason.INVALID] += 1
@@ -58,54 +86,38 @@ async def collect_asgi(scope: Scope, receive: Receive, send: Send, services: Ser
     except ANSWERED as exc:
         status, message, headers = answer(exc)
         headers = headers | cors_headers(services, origin)
-        body = orjson.dumps({"error": message})
-        await _respond(send, services, status, headers, body, media_type=JSON)
-        return
+        return _reply(services, status, headers, orjson.dumps({"error": message}), JSON)
     except StorageError as exc:  # e.g. the consent read for the cookie, after the write
         log.warning("storage unavailable", extra={"path": "/collect", "cause": str(exc)})
         headers = {"Retry-After": "2"} | cors_headers(services, origin)
-        await _respond(send, services, 503, headers, _UNAVAILABLE, media_type=JSON)
-        return
+        return _reply(services, 503, headers, _UNAVAILABLE, JSON)
     except Exception:
         log.exception("collect failed")
-        body = b'{"error":"internal error"}'
-        await _respond(send, services, 500, {}, body, media_type=JSON)
-        return
+        return _reply(services, 500, {}, b'{"error":"internal error"}', JSON)
     headers = cors_headers(services, origin)
     if set_cookie:
         headers["Set-Cookie"] = set_cookie
-    await _respond(send, services, 204, headers, b"")
+    return _reply(services, 204, headers, b"")
 
 
-async def _respond(
-    send: Send,
+def _reply(
     services: Services,
     status: int,
-    headers: Mapping[str, str],
+    headers: dict[str, str],
     body: bytes,
-    *,
     media_type: str | None = None,
-) -> None:
+) -> Reply:
     services.metrics.responses[status] += 1
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     if media_type:
-        raw.append((b"content-type", media_type.encode()))
+        headers["Content-Type"] = media_type
     if body or status != 204:
-        raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+        headers["Content-Length"] = str(len(body))
+    return status, headers, body
 
 
 async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
     """The request body, refusing compressed or oversized bodies before reading them."""
-    if headers.get("content-encoding", "identity").strip().lower() != "identity":
-        raise UnsupportedMediaType("compressed bodies are not accepted")
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in _ACCEPTED_TYPES:
-        raise UnsupportedMediaType("send JSON as text/plain or application/json")
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    check_body_headers(headers, limit)
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
@@ -117,7 +129,22 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
             raise PayloadTooLarge(f"body larger than {limit} bytes")
         chunks.append(chunk)
         more = message.get("more_body", False)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return non_empty(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+
+def check_body_headers(headers: Mapping[str, str], limit: int) -> None:
+    """Refuse a compressed body, another media type or a declared length over ``limit``."""
+    if headers.get("content-encoding", "identity").strip().lower() != "identity":
+        raise UnsupportedMediaType("compressed bodies are not accepted")
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in _ACCEPTED_TYPES:
+        raise UnsupportedMediaType("send JSON as text/plain or application/json")
+    declared = headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+
+
+def non_empty(body: bytes) -> bytes:
     if not body:
         raise BadRequest("empty body")
     return body

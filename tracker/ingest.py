@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -55,13 +55,19 @@ class ClientInfo:
 
     @classmethod
     def from_scope(cls, scope: Scope) -> ClientInfo:
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope["headers"]
-            if k in _WANTED_HEADERS
-        }
         client = scope.get("client")
-        return cls(client[0] if client else None, headers, scope.get("scheme", "http"))
+        return cls.of(client[0] if client else None, scope["headers"], scope.get("scheme", "http"))
+
+    @classmethod
+    def of(
+        cls, peer: str | None, raw_headers: Iterable[tuple[bytes, bytes]], scheme: str
+    ) -> ClientInfo:
+        """From the request's (lower-case name, value) pairs, as ASGI and httptools give
+        them; of a repeated header, the last."""
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers if k in _WANTED_HEADERS
+        }
+        return cls(peer, headers, scheme)
 
     def https(self, trusted: tuple[IPNetwork, ...]) -> bool:
         """Reached over HTTPS: directly, or as a trusted proxy in front of us says."""
