@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_script(script: str, *args: str) -> Iterator[int]:
+    """Run ``script`` (Python source whose first argument is its port) as a server on a
+    free loopback port; yield the port once it accepts, stop it when closed."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", script, str(port), *args])
+    wait_until(lambda: _accepts(port), what="the server to start")
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def base_env(

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import free_port
-from tests.waiting import wait_until
+from tests.servers import serve_script
 
 SERVER = """
 import sys, uvicorn, tracker.http as h
@@ -39,30 +36,13 @@ HEAD = b"POST /collect HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    yield from serve()
+    yield from serve_script(SERVER)
 
 
 @pytest.fixture(scope="module")
 def short_idle_port() -> Iterator[int]:
     """A server whose idle (keep-alive) deadline is 1 s."""
-    yield from serve("1")
-
-
-def serve(*args: str) -> Iterator[int]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), *args])
-    wait_until(lambda: accepts(port), what="the server to start")
-    yield port
-    process.terminate()
-    process.wait(10)
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+    yield from serve_script(SERVER, "1")
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:

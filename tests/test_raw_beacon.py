@@ -10,8 +10,6 @@ the same request (the second of two pipelined requests always takes the ASGI pat
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -19,8 +17,7 @@ import orjson
 import pytest
 
 from tests.conftest import SITE_ORIGIN, Deployment, make_deployment
-from tests.servers import free_port
-from tests.waiting import wait_until
+from tests.servers import serve_script
 
 SERVER = """
 import asyncio, sys, uvicorn, tracker.http as h
@@ -53,20 +50,7 @@ uvicorn.run(App(), port=int(sys.argv[1]), http=h.BoundedHttpToolsProtocol,
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    wait_until(lambda: _accepts(port), what="the server to start")
-    yield port
-    process.terminate()
-    process.wait(10)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+    yield from serve_script(SERVER)
 
 
 def post(body: bytes, *, delay: float = 0, path: bytes = b"/collect", extra: bytes = b"") -> bytes:
